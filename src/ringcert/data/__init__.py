@@ -1,0 +1,1 @@
+"""Digit sources and the DOUBLE-MNIST generator."""

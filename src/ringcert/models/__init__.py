@@ -1,0 +1,1 @@
+"""Classifier architecture, model files (weights + metadata), ONNX import and export."""

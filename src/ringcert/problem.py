@@ -1,0 +1,180 @@
+"""The query ringcert answers: rings, boxes and the top-k margin (DESIGN.md section 1).
+
+For an image ``x``, a target class ``t`` and the mask ``M`` of the perturbed object, a
+pixel's ring is its Chebyshev distance to ``M`` (0 on the object). An epsilon vector
+gives one L-infinity bound per ring; its box is ``[max(0, x-eps), min(1, x+eps)]``. The
+classifier is robust on the box iff the top-k margin ``m(z) = F_t(z) - kth max_{c != t}
+F_c(z)`` is positive everywhere in it. Definitions from Mour & Drachsler-Cohen, "Robustness
+of Multi-Label Neural Networks" (2023), section 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+import torch
+from scipy.ndimage import distance_transform_cdt
+from torch import nn
+
+from ringcert.errors import RingcertError
+
+
+class Weighting(Enum):
+    """Built-in ring weight vectors (any non-negative vector also works)."""
+
+    UNIFORM = "uniform"
+    AREA = "area"
+
+
+def ring_map(mask: np.ndarray) -> np.ndarray:
+    """Chebyshev distance of every pixel to the nearest pixel of ``mask`` (int64, H x W)."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise RingcertError(f"mask must be 2-D (H x W), got shape {mask.shape}")
+    if not mask.any():
+        raise RingcertError("the perturbed-object mask is empty")
+    if mask.all():
+        raise RingcertError("the perturbed-object mask covers the whole image")
+    return distance_transform_cdt(~mask, metric="chessboard").astype(np.int64)
+
+
+def topk_margin(logits: torch.Tensor, target: int | torch.Tensor, k: int) -> torch.Tensor:
+    """``F_t - kth max_{c != t} F_c`` per row of ``logits`` (B, n); > 0 iff t in top-k."""
+    target_t = torch.as_tensor(target, device=logits.device).expand(logits.shape[0])
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    own = logits[rows, target_t]
+    others = logits.clone()
+    others[rows, target_t] = -torch.inf
+    kth = others.topk(k, dim=1).values[:, k - 1]
+    return own - kth
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """One layered-neighborhood query family: model, image, target, perturbed mask, k, w.
+
+    Build it with :meth:`Problem.create`, which validates every input. ``image`` is a
+    float32 tensor (C, H, W) in [0, 1]; ``rings`` maps each pixel to its ring.
+    """
+
+    model: nn.Sequential
+    image: torch.Tensor
+    target: int
+    mask: np.ndarray
+    k: int
+    weights: np.ndarray
+    rings: np.ndarray
+    perturbed_class: int | None = None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        model: nn.Sequential,
+        image: torch.Tensor | np.ndarray,
+        target: int,
+        mask: np.ndarray,
+        k: int = 2,
+        weights: Weighting | str | np.ndarray | list[float] = Weighting.UNIFORM,
+        perturbed_class: int | None = None,
+    ) -> Problem:
+        image_t = torch.as_tensor(np.asarray(image), dtype=torch.float32)
+        if image_t.ndim == 2:
+            image_t = image_t[None]
+        if image_t.ndim != 3:
+            raise RingcertError(f"image must be (C, H, W) or (H, W), got shape {tuple(image_t.shape)}")
+        if not torch.isfinite(image_t).all() or image_t.min() < 0 or image_t.max() > 1:
+            raise RingcertError("image values must lie in [0, 1]")
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != tuple(image_t.shape[1:]):
+            raise RingcertError(
+                f"mask shape {mask.shape} does not match image shape {tuple(image_t.shape[1:])}")
+        rings = ring_map(mask)
+        model.eval()
+        try:
+            with torch.no_grad():
+                logits = model(image_t[None])
+        except RuntimeError as error:
+            raise RingcertError(f"model does not accept the image: {str(error).splitlines()[0]}") from None
+        if logits.ndim != 2 or logits.shape[0] != 1:
+            raise RingcertError(f"model output must be (1, classes), got {tuple(logits.shape)}")
+        classes = logits.shape[1]
+        if not 1 <= k < classes:
+            raise RingcertError(f"k must be between 1 and {classes - 1}, got {k}")
+        if not 0 <= target < classes:
+            raise RingcertError(f"target class {target} is not in 0..{classes - 1}")
+        if topk_margin(logits, target, k).item() <= 0:
+            raise RingcertError(f"target class {target} is not in the top-{k} of the model's output")
+        size = int(rings.max()) + 1
+        return cls(model=model, image=image_t, target=int(target), mask=mask, k=k,
+                   weights=_weights(weights, rings, size), rings=rings,
+                   perturbed_class=perturbed_class)
+
+    @property
+    def num_rings(self) -> int:
+        return int(self.rings.max()) + 1
+
+    @property
+    def ring_sizes(self) -> np.ndarray:
+        return np.bincount(self.rings.ravel(), minlength=self.num_rings)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.logits().shape[1])
+
+    def logits(self, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Float32 forward pass (no gradient) of ``z`` (B, C, H, W), or of the image."""
+        batch = self.image[None] if z is None else z
+        with torch.no_grad():
+            return self.model(batch.float())
+
+    def margin(self, z: torch.Tensor) -> torch.Tensor:
+        """Top-k margin of each input in the batch ``z`` (differentiable in ``z``)."""
+        return topk_margin(self.model(z), self.target, self.k)
+
+    def check_eps(self, eps: torch.Tensor | np.ndarray | list[float]) -> torch.Tensor:
+        """Validated float64 epsilon tensor (keeps autograd history if ``eps`` has one)."""
+        eps_t = eps if isinstance(eps, torch.Tensor) else torch.as_tensor(np.asarray(eps, dtype=np.float64))
+        if eps_t.ndim != 1 or eps_t.shape[0] != self.num_rings:
+            raise RingcertError(
+                f"epsilon vector must have {self.num_rings} entries (one per ring), "
+                f"got {tuple(eps_t.shape)}")
+        if not torch.isfinite(eps_t).all() or eps_t.min() < 0 or eps_t.max() > 1:
+            raise RingcertError("epsilon entries must lie in [0, 1]")
+        return eps_t
+
+    def pixel_eps(self, eps: torch.Tensor | np.ndarray | list[float]) -> torch.Tensor:
+        """Per-pixel epsilon (C, H, W) float32, differentiable in ``eps``."""
+        eps_t = self.check_eps(eps)
+        per_pixel = eps_t[torch.as_tensor(self.rings)].float()
+        return per_pixel[None].expand_as(self.image)
+
+    def box(self, eps: torch.Tensor | np.ndarray | list[float]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper corners (C, H, W) of the epsilon box, clipped to [0, 1]."""
+        radius = self.pixel_eps(eps)
+        return (self.image - radius).clamp(0.0, 1.0), (self.image + radius).clamp(0.0, 1.0)
+
+    def size(self, eps: np.ndarray | list[float]) -> float:
+        """Weighted size ``w . eps`` of an epsilon vector."""
+        return float(np.dot(self.weights, np.asarray(eps, dtype=np.float64)))
+
+
+def _weights(weights: Weighting | str | np.ndarray | list[float], rings: np.ndarray,
+             size: int) -> np.ndarray:
+    if isinstance(weights, str) and not isinstance(weights, Weighting):
+        try:
+            weights = Weighting(weights)
+        except ValueError:
+            raise RingcertError(f"unknown weighting {weights!r} (uniform, area or a vector)") from None
+    if weights is Weighting.UNIFORM:
+        return np.ones(size)
+    if weights is Weighting.AREA:
+        return np.bincount(rings.ravel(), minlength=size) / rings.size
+    vector = np.asarray(weights, dtype=np.float64)
+    if vector.shape != (size,):
+        raise RingcertError(f"weight vector must have {size} entries (one per ring), got {vector.shape}")
+    if not np.isfinite(vector).all() or (vector < 0).any():
+        raise RingcertError("weights must be finite and non-negative")
+    return vector

@@ -1,0 +1,1 @@
+"""Training the DOUBLE-MNIST classifier with or without a defense, and evaluating it."""

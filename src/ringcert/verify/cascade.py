@@ -1,0 +1,46 @@
+"""The default verifier: cheap stages first, each only when the earlier ones left UNKNOWN.
+
+attack -> CROWN -> alpha-CROWN -> MILP (DESIGN.md section 2). Each stage receives the
+previous verdict as a hint (the MILP warm-starts from the attack's best point). The
+returned verdict is the deciding stage's, with the weakest points of the most informative
+stage and the time of every stage in ``stats``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import torch
+
+from ringcert.problem import Problem
+from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind
+
+
+class Cascade(Verifier):
+    """Runs ``stages`` in order until one settles the query."""
+
+    kind = VerifierKind.CASCADE
+
+    def __init__(self, *, stages: Sequence[Verifier]) -> None:
+        if not stages:
+            raise ValueError("a cascade needs at least one stage")
+        self.stages = tuple(stages)
+
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
+        stats: dict[str, float | int | str] = {}
+        weakest: Verdict | None = hint
+        verdict = hint
+        for stage in self.stages:
+            verdict = stage.verify(problem, eps, hint=weakest)
+            stats[f"{stage.kind.value}_time_s"] = verdict.stats.get("time_s", 0.0)
+            if verdict.weakest_points is not None:
+                weakest = verdict
+            if verdict.status is not Status.UNKNOWN:
+                break
+        assert verdict is not None
+        stats["stages_run"] = sum(1 for key in stats if key.endswith("_time_s"))
+        best = weakest if weakest is not None else verdict
+        return replace(verdict, weakest_points=best.weakest_points,
+                       weakest_margins=best.weakest_margins,
+                       stats={**verdict.stats, **stats})
