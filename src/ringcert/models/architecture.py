@@ -31,7 +31,7 @@ INPUT_SHAPE = (1, 64, 64)
 NUM_CLASSES = 10
 
 
-def _pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+def pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
@@ -39,18 +39,18 @@ def build_layer(spec: LayerSpec) -> nn.Module:
     """One torch layer from its spec; a ``RingcertError`` for an unknown op."""
     op = spec.get("op")
     if op == "conv2d":
-        return nn.Conv2d(spec["in"], spec["out"], _pair(spec["kernel"]),
-                         stride=_pair(spec.get("stride", 1)), padding=_pair(spec.get("padding", 0)))
+        return nn.Conv2d(spec["in"], spec["out"], pair(spec["kernel"]),
+                         stride=pair(spec.get("stride", 1)), padding=pair(spec.get("padding", 0)))
     if op == "linear":
         return nn.Linear(spec["in"], spec["out"])
     if op == "relu":
         return nn.ReLU()
     if op == "maxpool2d":
-        return nn.MaxPool2d(_pair(spec["kernel"]), stride=_pair(spec.get("stride", spec["kernel"])),
-                            padding=_pair(spec.get("padding", 0)))
+        return nn.MaxPool2d(pair(spec["kernel"]), stride=pair(spec.get("stride", spec["kernel"])),
+                            padding=pair(spec.get("padding", 0)))
     if op == "avgpool2d":
-        return nn.AvgPool2d(_pair(spec["kernel"]), stride=_pair(spec.get("stride", spec["kernel"])),
-                            padding=_pair(spec.get("padding", 0)))
+        return nn.AvgPool2d(pair(spec["kernel"]), stride=pair(spec.get("stride", spec["kernel"])),
+                            padding=pair(spec.get("padding", 0)))
     if op == "flatten":
         return nn.Flatten()
     if op == "batchnorm2d":
@@ -76,8 +76,8 @@ def spec_of(layer: nn.Module) -> LayerSpec:
         return {"op": "relu"}
     if isinstance(layer, nn.MaxPool2d | nn.AvgPool2d):
         name = "maxpool2d" if isinstance(layer, nn.MaxPool2d) else "avgpool2d"
-        return {"op": name, "kernel": list(_pair(layer.kernel_size)),
-                "stride": list(_pair(layer.stride)), "padding": list(_pair(layer.padding))}
+        return {"op": name, "kernel": list(pair(layer.kernel_size)),
+                "stride": list(pair(layer.stride)), "padding": list(pair(layer.padding))}
     if isinstance(layer, nn.Flatten):
         return {"op": "flatten"}
     if isinstance(layer, nn.BatchNorm2d):
