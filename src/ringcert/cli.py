@@ -8,9 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from ringcert.errors import RingcertError
 
@@ -102,6 +100,53 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {args.onnx}")
 
 
+def _eps_vector(args: argparse.Namespace, rings: int) -> list[float]:
+    if args.eps_uniform is not None:
+        return [args.eps_uniform] * rings
+    try:
+        values = [float(v) for v in args.eps.split(",") if v.strip()]
+    except ValueError:
+        raise RingcertError(f"--eps must be comma-separated numbers, got {args.eps!r}") from None
+    if len(values) != rings:
+        raise RingcertError(f"--eps has {len(values)} entries but this image has {rings} rings")
+    return values
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from ringcert.models.modelfile import load_model
+    from ringcert.samples import Side, sample_problem, test_sample
+    from ringcert.verify.registry import make_verifier
+
+    loaded = load_model(args.model)
+    side = Side(args.target)
+    problem = sample_problem(loaded.network, test_sample(args.index, mnist_dir=args.mnist_dir),
+                             target=side, k=args.k)
+    eps = _eps_vector(args, problem.num_rings)
+    if args.export_vnnlib:
+        from ringcert.verify.vnnlib import export_query
+
+        model_path, property_path = export_query(problem, eps, args.export_vnnlib)
+        print(f"wrote {model_path} and {property_path}", file=sys.stderr)
+    verdict = make_verifier(args.verifier, time_limit=args.time_limit).verify(problem, eps)
+    if args.save_counterexample and verdict.counterexample is not None:
+        np.save(args.save_counterexample, verdict.counterexample.numpy())
+    record = {"model": loaded.name, "image_index": args.index, "target": side.value,
+              "target_class": problem.target, "perturbed_class": problem.perturbed_class,
+              "k": problem.k, "rings": problem.num_rings, "epsilon": eps,
+              **verdict.to_json(), "time_s": verdict.stats.get("time_s")}
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return
+    bound = "n/a" if verdict.bound is None else f"{verdict.bound:.4f}"
+    print(f"{verdict.status.value.upper()} (decided by {verdict.verifier.value}) for target "
+          f"{problem.target} with digit {problem.perturbed_class} perturbed; {problem.num_rings} "
+          f"rings; bound {bound}; {record['time_s']:.3f}s")
+    if args.save_counterexample and verdict.counterexample is not None:
+        print(f"counterexample saved to {args.save_counterexample}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ringcert import __version__
 
@@ -141,6 +186,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--mnist-dir")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=cmd_evaluate)
+
+    verify = sub.add_parser("verify", help="answer one layered-neighborhood query")
+    verify.add_argument("--model", default="none")
+    verify.add_argument("--index", type=_nonneg, required=True, help="test image index")
+    verify.add_argument("--target", choices=["left", "right"], default="right",
+                        help="digit that must stay in the top-k (the other one is perturbed)")
+    group = verify.add_mutually_exclusive_group(required=True)
+    group.add_argument("--eps", help="comma-separated epsilon per ring (ring 0 = perturbed digit)")
+    group.add_argument("--eps-uniform", type=float, help="one epsilon for every ring")
+    verify.add_argument("--verifier", default="cascade",
+                        choices=["cascade", "attack", "ibp", "crown", "alpha-crown", "milp"])
+    verify.add_argument("--time-limit", type=float, default=60.0,
+                        help="seconds for the complete (MILP) stage")
+    verify.add_argument("--k", type=int, default=2)
+    verify.add_argument("--json", action="store_true")
+    verify.add_argument("--save-counterexample", metavar="FILE.npy")
+    verify.add_argument("--export-vnnlib", metavar="DIR",
+                        help="also write the model as ONNX and the query as VNN-LIB")
+    verify.add_argument("--mnist-dir")
+    verify.set_defaults(run=cmd_verify)
 
     export = sub.add_parser("export", help="export a model to ONNX")
     export.add_argument("--model", required=True)

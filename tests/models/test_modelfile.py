@@ -36,8 +36,9 @@ def test_missing_and_mismatched(tmp_path):
     path = tmp_path / "m.safetensors"
     save_model(network, path, {"name": "x"})
     # swap in a spec whose shapes disagree with the stored weights
-    from safetensors.torch import load_file, save_file
     import json
+
+    from safetensors.torch import load_file, save_file
     tensors = load_file(str(path))
     from safetensors import safe_open
     with safe_open(str(path), framework="pt") as handle:

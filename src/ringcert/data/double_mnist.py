@@ -23,6 +23,7 @@ MAX_X_OFFSET = 3
 MAX_Y_OFFSET = 35
 DEFAULT_SEED = 0
 DEFAULT_TEST_COUNT = 2000
+TEST_SPLIT_SIZE = 10000  # valid image indices of the test split: 0 .. TEST_SPLIT_SIZE-1
 _SPLIT_CODE = {Split.TRAIN: 1, Split.TEST: 2}
 
 

@@ -1,0 +1,87 @@
+"""The command line: real commands on the shipped models, one-line errors on bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ringcert.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_data_writes_npz(tmp_path, capsys):
+    out = tmp_path / "d.npz"
+    code, _, _ = run(capsys, "data", "--out", str(out), "--count", "7", "--seed", "0")
+    assert code == 0
+    arrays = np.load(out)
+    assert arrays["images"].shape == (7, 64, 64) and arrays["images"].dtype == np.uint8
+    assert arrays["labels"].shape == (7, 2) and arrays["masks"].shape == (7, 2, 64, 64)
+    assert arrays["masks"].dtype == bool
+
+
+def test_models_lists_the_three(capsys):
+    code, out, _ = run(capsys, "models", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["none", "l0", "pgd"]
+
+
+def test_evaluate_json(capsys):
+    code, out, _ = run(capsys, "evaluate", "--model", "none", "--count", "20", "--json")
+    assert code == 0
+    record = json.loads(out)
+    assert record["count"] == 20 and 0.5 <= record["clean_top2_accuracy"] <= 1
+    assert set(record["pgd_robust_top2_accuracy"]) == {"0.01", "0.03", "0.05", "0.1"}
+
+
+def test_verify_json_fields_and_counterexample(tmp_path, capsys):
+    cex = tmp_path / "cex.npy"
+    code, out, _ = run(capsys, "verify", "--model", "none", "--index", "0", "--eps-uniform", "0.3",
+                       "--verifier", "attack", "--json", "--save-counterexample", str(cex))
+    assert code == 0
+    record = json.loads(out)
+    for key in ("status", "verifier", "bound", "time_s", "rings", "epsilon", "target_class",
+                "perturbed_class"):
+        assert key in record
+    assert record["status"] == "not_robust" and len(record["epsilon"]) == record["rings"]
+    assert np.load(cex).shape == (1, 64, 64)
+
+
+def test_export_vnnlib(tmp_path, capsys):
+    code, _, _ = run(capsys, "verify", "--index", "1", "--eps-uniform", "0.01", "--verifier",
+                     "attack", "--export-vnnlib", str(tmp_path))
+    assert code == 0
+    text = (tmp_path / "property.vnnlib").read_text()
+    assert text.count("(declare-const X_") == 64 * 64 and text.count("(and ") == 36
+    assert (tmp_path / "model.onnx").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["verify", "--index", "0", "--eps", "0.1,0.2"], "rings"),
+     (["verify", "--index", "99999", "--eps-uniform", "0.1"], "out of range"),
+     (["verify", "--index", "0", "--eps-uniform", "2"], "[0, 1]"),
+     (["verify", "--model", "nonexistent.safetensors", "--index", "0", "--eps-uniform", "0.1"],
+      "unknown model"),
+     (["evaluate", "--model", "nope"], "unknown model")])
+def test_bad_input_is_one_line(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_corrupt_model_file_via_subprocess(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    result = subprocess.run([sys.executable, "-m", "ringcert.cli", "verify", "--model", str(bad),
+                             "--index", "0", "--eps-uniform", "0.1"], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
