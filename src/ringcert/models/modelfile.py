@@ -14,7 +14,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
@@ -48,6 +47,7 @@ def save_model(network: nn.Sequential, path: str | Path, metadata: dict[str, Any
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(record)})
+    tmp.chmod(0o644)  # safetensors creates 0600 files; model files are meant to be shared
     tmp.replace(path)
 
 
@@ -103,8 +103,3 @@ def load_model(reference: str | Path) -> LoadedModel:
             f"unknown model {text!r}: not a shipped name ({', '.join(SHIPPED)}) nor a file")
     return load_safetensors(path)
 
-
-def output_of(network: nn.Sequential, images: torch.Tensor) -> torch.Tensor:
-    """Plain float32 forward pass without gradients."""
-    with torch.no_grad():
-        return network(images.float())
