@@ -1,0 +1,138 @@
+"""The results folder: one JSON (plus attachments) per analysis, written atomically.
+
+Layout: ``DIR/<model>/<index>-<target>.json`` and, next to it, attachments such as the
+heatmap ``DIR/<model>/<index>-<target>.png``. Every file is first written to a temp
+file in the same folder and then moved into place with ``os.replace`` (atomic on POSIX
+and Windows), so a crash or kill leaves either the old file, the new file or a stray
+temp file, never a truncated result. The JSON is written last: it is the commit marker.
+
+Work is "done" when its JSON parses and carries the task's identity key
+(``task_key``); a JSON from other settings, or one that fails to parse, is not done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ringcert.batch.tasks import AnalysisTask, TaskOutput
+from ringcert.errors import RingcertError
+
+TEMP_SUFFIX = ".tmp"
+RECORD_KEYS = frozenset({"model", "epsilon", "size", "maximality"})  # what makes a record
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a same-folder temp file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None if it is missing, truncated or not an object."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+class ResultStore:
+    """A results folder for one run (one set of settings per model/image/target)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def json_path(self, task: AnalysisTask) -> Path:
+        return self.root / task.model_label / f"{task.image_index}-{task.target.value}.json"
+
+    def attachment_path(self, task: AnalysisTask, suffix: str) -> Path:
+        if not suffix.startswith(".") or "/" in suffix or suffix == ".json":
+            raise ValueError(f"attachment suffix must look like '.png', got {suffix!r}")
+        return self.json_path(task).with_suffix(suffix)
+
+    def is_done(self, task: AnalysisTask) -> bool:
+        record = read_record(self.json_path(task))
+        return record is not None and record.get("task_key") == task.key
+
+    def write(self, task: AnalysisTask, output: Mapping[str, Any] | TaskOutput) -> Path:
+        """Store one result: attachments first, then the JSON with ``task_key`` added."""
+        if isinstance(output, TaskOutput):
+            record, attachments = output.record, output.attachments
+        else:
+            record, attachments = output, {}
+        if not isinstance(record, Mapping):
+            raise TypeError(f"a task function must return a dict or TaskOutput, "
+                            f"got {type(record).__name__}")
+        data = (json.dumps({**record, "task_key": task.key, "task": task.to_json()},
+                           indent=2, allow_nan=False) + "\n").encode()
+        for suffix, content in attachments.items():
+            write_atomic(self.attachment_path(task, suffix), bytes(content))
+        path = self.json_path(task)
+        write_atomic(path, data)
+        return path
+
+    def remove_temp_files(self) -> int:
+        """Delete temp files left by a killed run (never counted as results); their count."""
+        removed = 0
+        if self.root.is_dir():
+            for temp in self.root.glob(f"*/.*{TEMP_SUFFIX}"):
+                with contextlib.suppress(OSError):
+                    temp.unlink()
+                    removed += 1
+        return removed
+
+
+def result_files(root: str | os.PathLike[str]) -> list[Path]:
+    """Every result JSON under ``root`` (any depth, so a folder of several runs works)."""
+    base = Path(root)
+    return sorted(path for path in base.rglob("*.json")
+                  if not path.name.startswith(".") and path.is_file())
+
+
+def iter_records(root: str | os.PathLike[str]) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """``(path, record)`` for every readable analysis record under ``root``."""
+    for path in result_files(root):
+        record = read_record(path)
+        if record is not None and record.keys() >= RECORD_KEYS:
+            yield path, record
+
+
+def load_records(roots: str | os.PathLike[str] | list[str | os.PathLike[str]]
+                 ) -> list[tuple[Path, dict[str, Any]]]:
+    """All records under one or more results folders, duplicates (same task key) once.
+
+    Raises RingcertError for a missing folder or one with no analysis records.
+    """
+    folders = [roots] if isinstance(roots, str | os.PathLike) else list(roots)
+    found: list[tuple[Path, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise RingcertError(f"results folder {folder} does not exist")
+        for path, record in iter_records(folder):
+            key = record.get("task_key")
+            if isinstance(key, str):
+                if key in seen:
+                    continue
+                seen.add(key)
+            found.append((path, record))
+    if not found:
+        raise RingcertError(f"no analysis results (*.json) found in {', '.join(map(str, folders))}")
+    return found

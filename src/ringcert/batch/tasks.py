@@ -1,0 +1,108 @@
+"""One unit of batch work: which model, image and target side, with which algorithm settings.
+
+A task's identity key is a hash of *everything* that determines its result (model
+reference, image index, target side and the algorithm/verifier settings), so a rerun
+after changing any setting is never mistaken for finished work (DESIGN.md section 5,
+"a rerun resumes where it stopped").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import PurePath
+from typing import Any, TypeAlias
+
+from ringcert.errors import RingcertError
+
+KEY_SCHEMA = 1  # bump when the meaning of a task's fields changes
+
+
+class TargetSide(Enum):
+    """Which digit must stay in the top-k; the other digit is the perturbed object."""
+
+    LEFT = "left"
+    RIGHT = "right"
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalysisTask:
+    """A (model, image, target side, settings) analysis; picklable and JSON-able.
+
+    ``model`` is what the task function loads: a shipped model name (``none``, ``l0``,
+    ``pgd``) or a model file path. ``settings`` is a JSON-able dict of everything else
+    that shapes the result (algorithm, shrink, delta, verifier, budgets, weights, k...);
+    it is copied on construction, so later changes to the caller's dict do not leak in.
+    """
+
+    model: str
+    image_index: int
+    target: TargetSide
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or not self.model:
+            raise RingcertError(f"task model must be a non-empty name or path, got {self.model!r}")
+        if isinstance(self.image_index, bool) or not isinstance(self.image_index, int) \
+                or self.image_index < 0:
+            raise RingcertError(f"image index must be a non-negative integer, "
+                                f"got {self.image_index!r}")
+        try:
+            target = TargetSide(self.target)
+        except ValueError:
+            raise RingcertError(f"target must be 'left' or 'right', got {self.target!r}") from None
+        try:
+            settings = json.loads(_canonical(dict(self.settings)))
+        except (TypeError, ValueError) as error:
+            raise RingcertError(f"task settings must be JSON-serializable: {error}") from None
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "settings", settings)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "image_index": self.image_index,
+                "target": self.target.value, "settings": dict(self.settings)}
+
+    @property
+    def key(self) -> str:
+        """SHA-256 of the canonical JSON of all fields: equal iff the work is the same."""
+        payload = _canonical({"schema": KEY_SCHEMA, **self.to_json()})
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    @property
+    def model_label(self) -> str:
+        """The model's folder name in a results tree: the name, or a file path's stem."""
+        name = PurePath(self.model).stem if ("/" in self.model or "\\" in self.model
+                                             or "." in self.model) else self.model
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "model"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model_label}/{self.image_index}-{self.target.value}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskOutput:
+    """What a task function may return instead of a bare record dict.
+
+    ``attachments`` maps a file suffix (``".png"``) to bytes written next to the JSON
+    (``DIR/<model>/<index>-<target>.png``) by the process that owns the results folder,
+    so workers on other machines never need the folder.
+    """
+
+    record: Mapping[str, Any]
+    attachments: Mapping[str, bytes] = field(default_factory=dict)
+
+
+TaskFunction: TypeAlias = Callable[[AnalysisTask], "Mapping[str, Any] | TaskOutput"]
+"""The per-image work: a picklable (module-level) callable from a task to its record."""
