@@ -1,4 +1,4 @@
-"""Bound propagation through the supported layers (IBP now; CROWN and alpha-CROWN next).
+"""Bound propagation through the supported layers: IBP, CROWN and alpha-CROWN.
 
 Public API (stable; other modules depend on it):
 
@@ -6,61 +6,18 @@ Public API (stable; other modules depend on it):
 - ``network_bounds(network, lo, hi, *, method) -> NetworkBounds``: sound elementwise
   bounds on the output of every layer of a ``nn.Sequential`` for inputs in ``[lo, hi]``
   (unbatched shapes, e.g. (C, H, W)).
+- ``margin_bound(problem, eps, *, method, joint=True, network_bounds=None) -> MarginBound``:
+  a sound lower bound on the top-k margin over the epsilon box, differentiable in eps,
+  with the box point minimizing its final linear bound and the bound per candidate k-set.
+
+One module per layer type (``linear``, ``conv``, ``relu``, ``maxpool``, ``avgpool``,
+``flatten``, ``batchnorm``) behind ``registry.operator_for``; ``crown`` holds the backward
+pass, ``topk`` the joint top-k specification, ``alpha`` the slope optimization.
 """
 
-from __future__ import annotations
+from ringcert.verify.bounds.margin import MarginBound, margin_bound
+from ringcert.verify.bounds.network import BoundMethod, NetworkBounds, network_bounds
+from ringcert.verify.bounds.topk import candidate_sets
 
-from dataclasses import dataclass
-from enum import Enum
-
-import torch
-from torch import nn
-
-from ringcert.errors import RingcertError
-
-
-class BoundMethod(Enum):
-    IBP = "ibp"
-    CROWN = "crown"
-    ALPHA_CROWN = "alpha-crown"
-
-
-@dataclass(frozen=True, eq=False)
-class NetworkBounds:
-    """``layers[i]`` = (lower, upper) on the output of layer ``i``; ``input`` = (lo, hi)."""
-
-    input: tuple[torch.Tensor, torch.Tensor]
-    layers: list[tuple[torch.Tensor, torch.Tensor]]
-
-
-def _ibp_layer(layer: nn.Module, lower: torch.Tensor, upper: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(layer, nn.Linear | nn.Conv2d | nn.BatchNorm2d | nn.AvgPool2d):
-        center, radius = (upper + lower) / 2, (upper - lower) / 2
-        mid = layer(center[None])[0]
-        if isinstance(layer, nn.Linear):
-            rad = radius @ layer.weight.abs().T
-        elif isinstance(layer, nn.Conv2d):
-            rad = nn.functional.conv2d(radius[None], layer.weight.abs(), None, layer.stride,
-                                       layer.padding)[0]
-        elif isinstance(layer, nn.BatchNorm2d):
-            scale = layer.weight / torch.sqrt(layer.running_var + layer.eps)
-            rad = radius * scale.abs()[:, None, None]
-        else:
-            rad = layer(radius[None])[0]
-        return mid - rad, mid + rad
-    if isinstance(layer, nn.ReLU | nn.MaxPool2d | nn.Flatten):
-        return layer(lower[None])[0], layer(upper[None])[0]
-    raise RingcertError(f"unsupported layer for bound propagation: {type(layer).__name__}")
-
-
-def network_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor, *,
-                   method: BoundMethod = BoundMethod.IBP) -> NetworkBounds:
-    if method is not BoundMethod.IBP:
-        raise NotImplementedError(method)
-    layers = []
-    lower, upper = lo, hi
-    for layer in network:
-        lower, upper = _ibp_layer(layer, lower, upper)
-        layers.append((lower, upper))
-    return NetworkBounds(input=(lo, hi), layers=layers)
+__all__ = ["BoundMethod", "MarginBound", "NetworkBounds", "candidate_sets", "margin_bound",
+           "network_bounds"]

@@ -1,0 +1,136 @@
+"""How often the complete (MILP) stage settles the queries the cheap stages leave open.
+
+Queries: shipped models x test images, target = one digit, perturbed object = the other,
+ring-shaped epsilon vectors ``eps_d = e * max(0, 1 - d / width)`` with ``e`` placed between
+the largest value alpha-CROWN proves and the smallest the attack refutes (the robustness
+boundary). Only queries that attack and alpha-CROWN both leave UNKNOWN are kept. Each is
+then run through MILP variants (each tractability measure on its own):
+
+- ``baseline``: plain big-M with interval (IBP) bounds, no warm start, no early stop;
+- ``crown``: CROWN pre-activation bounds, no warm start, no early stop;
+- ``crown+ws+es``: plus warm start from the attack and early stop on the sign;
+- ``partial``: the latter with binaries only for the 200 most uncertain unstable ReLUs.
+
+Prints the fraction settled within 30 s / 120 s (or the given limits) and the median time.
+Usage: ``python benchmarks/complete.py --queries 30 --limits 30 120``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from ringcert.data.double_mnist import Split, dataset
+from ringcert.errors import RingcertError
+from ringcert.models.modelfile import load_model
+from ringcert.problem import Problem
+from ringcert.verify.attack import Attack
+from ringcert.verify.bounds import BoundMethod, margin_bound
+from ringcert.verify.milp import Milp
+from ringcert.verify.verdict import Status
+
+VARIANTS = {
+    "baseline": {"bounds": BoundMethod.IBP, "warm_start": False, "early_stop": False},
+    "crown": {"bounds": BoundMethod.CROWN, "warm_start": False, "early_stop": False},
+    "crown+ws+es": {"bounds": BoundMethod.CROWN, "warm_start": True, "early_stop": True},
+    "partial": {"bounds": BoundMethod.CROWN, "warm_start": True, "early_stop": True,
+                "binary_budget": 200},
+}
+
+
+def ring_eps(problem: Problem, level: float, width: int) -> np.ndarray:
+    rings = np.arange(problem.num_rings)
+    return np.clip(level * np.maximum(0.0, 1.0 - rings / width), 0.0, 1.0)
+
+
+def proved(problem: Problem, eps: np.ndarray) -> bool:
+    bound = margin_bound(problem, problem.check_eps(eps), method=BoundMethod.ALPHA_CROWN)
+    return float(bound.lower.detach()) > 0
+
+
+def open_queries(count: int, *, models: list[str], width: int, seed: int):
+    """Yield (name, problem, eps, attack verdict) left UNKNOWN by attack and alpha-CROWN."""
+    rng = np.random.default_rng(seed)
+    data = dataset(Split.TEST, count=200)
+    attack = Attack()
+    found = 0
+    for index in rng.permutation(len(data.images)):
+        for name in models:
+            network = load_model(name).network
+            image = torch.tensor(data.images[index] / 255.0, dtype=torch.float32)
+            side = int(rng.integers(2))
+            try:
+                problem = Problem.create(model=network, image=image, target=int(data.labels[index][side]),
+                                         mask=data.masks[index][1 - side], k=2)
+            except RingcertError:
+                continue
+            low, high = 0.0, 0.5  # alpha-CROWN proves low; the attack refutes high
+            if attack.verify(problem, ring_eps(problem, high, width)).status is not Status.NOT_ROBUST:
+                continue
+            for _ in range(6):
+                mid = (low + high) / 2
+                if proved(problem, ring_eps(problem, mid, width)):
+                    low = mid
+                elif attack.verify(problem, ring_eps(problem, mid, width)).status is Status.NOT_ROBUST:
+                    high = mid
+                else:
+                    break
+            level = float(rng.uniform(low, high))
+            eps = ring_eps(problem, level, width)
+            verdict = attack.verify(problem, eps)
+            if verdict.status is Status.UNKNOWN and not proved(problem, eps):
+                yield f"{name}#{index}@{level:.4f}", problem, eps, verdict
+                found += 1
+                if found >= count:
+                    return
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--limits", type=float, nargs=2, default=[30.0, 120.0])
+    parser.add_argument("--models", nargs="+", default=["none", "l0", "pgd"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--width", type=int, default=6, help="rings with non-zero epsilon")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    models = []
+    for name in args.models:
+        try:
+            load_model(name)
+            models.append(name)
+        except RingcertError as error:
+            print(f"skipping model {name}: {error}")
+    queries = list(open_queries(args.queries, models=models, width=args.width, seed=args.seed))
+    print(f"{len(queries)} queries left UNKNOWN by attack + alpha-CROWN")
+    short, long = args.limits
+    results: dict[str, list[tuple[Status, float]]] = {}
+    for variant in args.variants:
+        verifier = Milp(time_limit=long, **VARIANTS[variant])
+        rows = []
+        for label, problem, eps, hint in queries:
+            began = time.perf_counter()
+            verdict = verifier.verify(problem, eps, hint=hint)
+            elapsed = time.perf_counter() - began
+            rows.append((verdict.status, elapsed))
+            print(f"  {variant:12s} {label:24s} {verdict.status.value:10s} {elapsed:7.1f}s "
+                  f"unstable={verdict.stats.get('unstable')} binaries={verdict.stats.get('binaries')} "
+                  f"nodes={verdict.stats.get('nodes')}", flush=True)
+        results[variant] = rows
+    print(f"\n{'variant':14s} {'settled<=' + str(short) + 's':>14s} {'settled<=' + str(long) + 's':>14s} "
+          f"{'median s':>9s}")
+    for variant, rows in results.items():
+        settled_short = sum(1 for s, t in rows if s is not Status.UNKNOWN and t <= short)
+        settled_long = sum(1 for s, t in rows if s is not Status.UNKNOWN and t <= long)
+        median = statistics.median(t for _, t in rows) if rows else float("nan")
+        n = max(len(rows), 1)
+        print(f"{variant:14s} {settled_short / n:14.0%} {settled_long / n:14.0%} {median:9.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""alpha-CROWN for the margin bound (Xu et al. 2021, "Fast and complete: enabling complete
+neural network verification with rapid and massively parallel incomplete verifiers").
+
+The lower slope of every unstable ReLU is a free parameter in [0, 1] (each gives a sound
+relaxation), one per neuron and per candidate k-set; so are the convex weights
+``lambda`` of each set's combination (softmax-parametrized). A few Adam steps maximize
+the sum of the per-set bounds; the best value of each set over the steps is kept.
+Intermediate bounds stay the CROWN ones, which keeps a query to a few backward passes
+of one batch of rows. The final evaluation reuses the optimized parameters as constants
+on the (possibly epsilon-dependent) bounds, so the result stays differentiable in eps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ringcert.verify.bounds.crown import Interval, backward, concretize
+from ringcert.verify.bounds.relu import default_slope
+from ringcert.verify.bounds.topk import set_rows
+
+
+@dataclass(frozen=True, eq=False)
+class AlphaResult:
+    lower: torch.Tensor  # (sets,) bound per candidate set
+    coef: torch.Tensor  # (sets, *input shape) input coefficients of each set's bound
+
+
+def optimize_sets(network: nn.Sequential, inputs: Sequence[Interval], sets: list[tuple[int, ...]],
+                  init_weights: torch.Tensor, *, num_classes: int, target: int, steps: int,
+                  lr: float) -> AlphaResult:
+    """Optimize slopes and lambdas for one row per set; ``inputs[i]`` bound layer ``i``'s input."""
+    last = len(network) - 1
+    fixed = [(low.detach(), up.detach()) for low, up in inputs]
+    count = len(sets)
+    relus = [i for i, layer in enumerate(network) if isinstance(layer, nn.ReLU)]
+    with torch.enable_grad():
+        alphas = {i: default_slope(*fixed[i]).expand(count, *fixed[i][0].shape).clone().requires_grad_()
+                  for i in relus}
+        theta = init_weights.detach().clamp_min(1e-3).log().requires_grad_()
+        optimizer = torch.optim.Adam([*alphas.values(), theta], lr=lr)
+        best = torch.full((count,), -torch.inf, dtype=fixed[0][0].dtype)
+        best_alphas = {i: a.detach().clone() for i, a in alphas.items()}
+        best_theta = theta.detach().clone()
+        for step in range(steps + 1):
+            rows = set_rows(sets, torch.softmax(theta, dim=1), num_classes, target)
+            coef, bias = backward(network, fixed, rows, last=last, alphas=alphas)
+            lower = concretize(coef, bias, *fixed[0])
+            better = lower.detach() > best
+            best = torch.where(better, lower.detach(), best)
+            for i, a in alphas.items():
+                best_alphas[i][better] = a.detach()[better]
+            best_theta[better] = theta.detach()[better]
+            if step == steps:
+                break
+            optimizer.zero_grad()
+            (-lower.sum()).backward()
+            optimizer.step()
+            with torch.no_grad():
+                for a in alphas.values():
+                    a.clamp_(0.0, 1.0)
+    rows = set_rows(sets, torch.softmax(best_theta, dim=1), num_classes, target)
+    coef, bias = backward(network, inputs, rows.to(inputs[0][0].dtype), last=last,
+                          alphas=best_alphas)
+    return AlphaResult(lower=concretize(coef, bias, *inputs[0]), coef=coef)

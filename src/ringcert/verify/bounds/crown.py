@@ -1,0 +1,132 @@
+"""CROWN backward bound propagation (Zhang et al. 2018; DeepPoly, Singh et al. 2019).
+
+A linear function ``A . y_j`` of the output of layer ``j`` is pushed backward through the
+layers, each step replacing it with a linear lower bound in the layer's input (exact for
+affine layers, a relaxation for ReLU and MaxPool, which use the bounds already known on
+their inputs), until it is a linear function of the network input; its minimum over the
+box is then closed-form. Many rows ``A`` (neurons, specification rows) go back together
+as one batch.
+
+Intermediate bounds (:func:`crown_layer_bounds`) run layer by layer: IBP first, then CROWN
+on the inputs of ReLU / MaxPool layers, only for the neurons IBP leaves unstable (a stable
+ReLU neuron needs nothing), in chunks so that the batched backward pass stays small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ringcert.verify.bounds.operator import OperatorBounds
+from ringcert.verify.bounds.registry import operator_for
+
+Interval = tuple[torch.Tensor, torch.Tensor]
+
+CHUNK_ROWS = 1024
+"""Rows per backward batch for intermediate bounds (bounds memory: rows x layer size)."""
+
+FLOAT_SLACK = 1e-5
+"""Relative widening of CROWN intermediate bounds against float32 rounding."""
+
+
+def concretize(coef: torch.Tensor, bias: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor
+               ) -> torch.Tensor:
+    """Minimum of ``coef . x + bias`` over ``x`` in ``[lower, upper]``, one per row."""
+    low = coef.clamp(min=0) * lower + coef.clamp(max=0) * upper
+    return low.flatten(1).sum(1) + bias
+
+
+def minimizer(coef: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """The box corner minimizing ``coef . x`` (one per row)."""
+    return torch.where(coef > 0, lower, upper)
+
+
+def backward(network: nn.Sequential, inputs: Sequence[Interval], coef: torch.Tensor, *,
+             last: int, first: int = 0, alphas: Mapping[int, torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Push ``coef`` (S, *shape of layer ``last``'s output) back to the input of ``first``.
+
+    ``inputs[i]`` are bounds on the input of layer ``i``. Returns ``(A, bias)`` with
+    ``coef . y_last >= A . x_first + bias`` on those bounds.
+    """
+    bias = coef.new_zeros(coef.shape[0])
+    for index in range(last, first - 1, -1):
+        layer = network[index]
+        alpha = None if alphas is None else alphas.get(index)
+        coef, step_bias = operator_for(layer).backward(layer, coef, *inputs[index], alpha=alpha)
+        bias = bias + step_bias
+    return coef, bias
+
+
+def _needs_crown(ops: Sequence[OperatorBounds], index: int) -> bool:
+    """IBP is exact up to layer ``index`` when no relaxation and at most one mixing affine
+    layer come before; CROWN can only help otherwise."""
+    if not ops[index].affine:
+        return False
+    if any(not op.affine for op in ops[:index]):
+        return True
+    return sum(not op.elementwise for op in ops[: index + 1]) > 1
+
+
+def _refine(network: nn.Sequential, inputs: Sequence[Interval], index: int,
+            bounds: Interval, select: torch.Tensor) -> Interval:
+    """Tighten ``bounds`` on the output of layer ``index`` with CROWN for ``select``."""
+    lower, upper = bounds
+    chosen = select.flatten().nonzero()[:, 0]
+    if chosen.numel() == 0:
+        return bounds
+    flat_l, flat_u = lower.flatten(), upper.flatten()
+    size = flat_l.numel()
+    for start in range(0, chosen.numel(), CHUNK_ROWS // 2):
+        part = chosen[start:start + CHUNK_ROWS // 2]
+        count = part.numel()
+        coef = lower.new_zeros(2 * count, size)
+        rows = torch.arange(count)
+        coef[rows, part] = 1.0
+        coef[rows + count, part] = -1.0
+        a_in, bias = backward(network, inputs, coef.reshape(2 * count, *lower.shape), last=index)
+        found = concretize(a_in, bias, *inputs[0])
+        new_l, new_u = found[:count], -found[count:]
+        slack_l = FLOAT_SLACK * (1 + new_l.detach().abs())
+        slack_u = FLOAT_SLACK * (1 + new_u.detach().abs())
+        flat_l = flat_l.index_put((part,), torch.maximum(flat_l[part], new_l - slack_l))
+        flat_u = flat_u.index_put((part,), torch.minimum(flat_u[part], new_u + slack_u))
+    return flat_l.reshape(lower.shape), flat_u.reshape(upper.shape)
+
+
+def ibp_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor) -> list[Interval]:
+    """Interval bounds on every layer output (Gowal et al. 2018)."""
+    bounds: list[Interval] = []
+    current = (lo, hi)
+    for layer in network:
+        current = operator_for(layer).ibp(layer, *current)
+        bounds.append(current)
+    return bounds
+
+
+def crown_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor) -> list[Interval]:
+    """CROWN bounds on the inputs of every ReLU / MaxPool layer and on the final output,
+    IBP from those elsewhere; every bound lies inside the IBP bound of the same layer."""
+    ops = [operator_for(layer) for layer in network]
+    plain = ibp_layer_bounds(network, lo, hi)
+    inputs: list[Interval] = [(lo, hi)]
+    bounds: list[Interval] = []
+    for index, layer in enumerate(network):
+        current = ops[index].ibp(layer, *inputs[index])
+        current = (torch.maximum(current[0], plain[index][0]), torch.minimum(current[1], plain[index][1]))
+        last = index == len(network) - 1
+        feeds_relaxation = not last and not ops[index + 1].affine
+        if (last or feeds_relaxation) and _needs_crown(ops, index):
+            lower, upper = current
+            select = upper > lower
+            if not last and isinstance(network[index + 1], nn.ReLU):
+                # stable neurons need nothing, unless the ReLU feeds a max-pool, whose
+                # relaxation uses the width of active neurons too
+                feeds_pool = index + 2 < len(network) and not ops[index + 2].affine
+                select = (lower < 0) & (upper > 0) | (feeds_pool & select & (lower >= 0))
+            current = _refine(network, inputs, index, current, select)
+        bounds.append(current)
+        inputs.append(current)
+    return bounds

@@ -1,0 +1,53 @@
+"""Bounds through ``nn.ReLU`` with the CROWN / DeepPoly triangle relaxation.
+
+For an unstable neuron (``l < 0 < u``) the upper bound is the chord
+``relu(x) <= u (x - l) / (u - l)`` and the lower bound is ``relu(x) >= a x`` for any slope
+``a`` in [0, 1]. CROWN's adaptive choice (Zhang et al. 2018) takes ``a = 1`` if ``u > -l``
+else ``0``; alpha-CROWN (Xu et al. 2021, "Fast and complete") optimizes ``a``. Stable
+neurons are exact (identity or zero).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ringcert.verify.bounds.operator import OperatorBounds
+
+
+def unstable(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """Neurons whose sign the bounds leave open."""
+    return (lower < 0) & (upper > 0)
+
+
+def default_slope(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """CROWN's adaptive lower slope (1 on active neurons, 0 on inactive ones)."""
+    return ((upper > -lower) & (upper > 0)).to(lower.dtype)
+
+
+def relaxation(lower: torch.Tensor, upper: torch.Tensor, alpha: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(lower slope, upper slope, upper intercept)``; the lower intercept is 0."""
+    open_ = unstable(lower, upper)
+    active = lower >= 0
+    safe_u = torch.where(open_, upper, torch.ones_like(upper))
+    safe_l = torch.where(open_, lower, torch.zeros_like(lower))
+    chord = safe_u / (safe_u - safe_l)
+    up_slope = torch.where(open_, chord, active.to(lower.dtype))
+    up_icpt = torch.where(open_, -chord * safe_l, torch.zeros_like(lower))
+    low_slope = default_slope(lower, upper)
+    if alpha is not None:
+        low_slope = torch.where(open_, alpha, low_slope)
+    return low_slope, up_slope, up_icpt
+
+
+class ReluBounds(OperatorBounds):
+    affine = False
+
+    def ibp(self, layer, lower, upper):
+        return lower.clamp(min=0), upper.clamp(min=0)
+
+    def backward(self, layer, coef, lower, upper, *, alpha=None):
+        low_slope, up_slope, up_icpt = relaxation(lower, upper, alpha)
+        pos, neg = coef.clamp(min=0), coef.clamp(max=0)
+        coef_in = pos * low_slope + neg * up_slope
+        return coef_in, (neg * up_icpt).flatten(1).sum(1)
