@@ -9,10 +9,14 @@ then run through MILP variants (each tractability measure on its own):
 - ``baseline``: plain big-M with interval (IBP) bounds, no warm start, no early stop;
 - ``crown``: CROWN pre-activation bounds, no warm start, no early stop;
 - ``crown+ws+es``: plus warm start from the attack and early stop on the sign;
-- ``partial``: the latter with binaries only for the 200 most uncertain unstable ReLUs.
+- ``partial``: the latter with binaries only for the 200 most uncertain unstable ReLUs;
+- ``falsify``: crown+ws+es after a stronger PGD phase (32 restarts x 100 steps);
+- ``tighten``: falsify plus alpha-optimized second-conv bounds (``milp_bounds``);
+- ``tighten+pool64``: plus max-pool binaries only for the 64 widest windows (Planet
+  relaxation for the others).
 
-Prints the fraction settled within 30 s / 120 s (or the given limits) and the median time.
-Usage: ``python benchmarks/complete.py --queries 30 --limits 30 120``.
+Prints the fraction settled within each time limit and the median time.
+Usage: ``python benchmarks/complete.py --queries 30 --limits 30 60 120``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ VARIANTS = {
     "crown+ws+es": {"bounds": BoundMethod.CROWN, "warm_start": True, "early_stop": True},
     "partial": {"bounds": BoundMethod.CROWN, "warm_start": True, "early_stop": True,
                 "binary_budget": 200},
+    "falsify": {"attack_restarts": 32},
+    "tighten": {"attack_restarts": 32, "tighten_steps": 30},
+    "tighten+pool64": {"attack_restarts": 32, "tighten_steps": 30, "pool_budget": 64},
 }
 
 
@@ -92,7 +99,7 @@ def open_queries(count: int, *, models: list[str], width: int, seed: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=30)
-    parser.add_argument("--limits", type=float, nargs=2, default=[30.0, 120.0])
+    parser.add_argument("--limits", type=float, nargs="+", default=[30.0, 60.0, 120.0])
     parser.add_argument("--models", nargs="+", default=["none", "l0", "pgd"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--width", type=int, default=6, help="rings with non-zero epsilon")
@@ -108,28 +115,32 @@ def main() -> None:
             print(f"skipping model {name}: {error}")
     queries = list(open_queries(args.queries, models=models, width=args.width, seed=args.seed))
     print(f"{len(queries)} queries left UNKNOWN by attack + alpha-CROWN")
-    short, long = args.limits
+    limits = sorted(args.limits)
     results: dict[str, list[tuple[Status, float]]] = {}
     for variant in args.variants:
-        verifier = Milp(time_limit=long, **VARIANTS[variant])
+        verifier = Milp(time_limit=limits[-1], **VARIANTS[variant])
         rows = []
         for label, problem, eps, hint in queries:
             began = time.perf_counter()
             verdict = verifier.verify(problem, eps, hint=hint)
             elapsed = time.perf_counter() - began
             rows.append((verdict.status, elapsed))
-            print(f"  {variant:12s} {label:24s} {verdict.status.value:10s} {elapsed:7.1f}s "
-                  f"unstable={verdict.stats.get('unstable')} binaries={verdict.stats.get('binaries')} "
-                  f"nodes={verdict.stats.get('nodes')}", flush=True)
+            print(f"  {variant:14s} {label:24s} {verdict.status.value:10s} {elapsed:7.1f}s "
+                  f"bound={verdict.bound} unstable={verdict.stats.get('unstable')} "
+                  f"binaries={verdict.stats.get('binaries')} nodes={verdict.stats.get('nodes')}",
+                  flush=True)
         results[variant] = rows
-    print(f"\n{'variant':14s} {'settled<=' + str(short) + 's':>14s} {'settled<=' + str(long) + 's':>14s} "
-          f"{'median s':>9s}")
+    print("\n" + f"{'variant':16s}" + "".join(f"{'settled<=' + f'{t:g}' + 's':>14s}" for t in limits)
+          + f" {'robust':>7s} {'not_rob':>7s} {'median s':>9s}")
     for variant, rows in results.items():
-        settled_short = sum(1 for s, t in rows if s is not Status.UNKNOWN and t <= short)
-        settled_long = sum(1 for s, t in rows if s is not Status.UNKNOWN and t <= long)
-        median = statistics.median(t for _, t in rows) if rows else float("nan")
         n = max(len(rows), 1)
-        print(f"{variant:14s} {settled_short / n:14.0%} {settled_long / n:14.0%} {median:9.1f}")
+        settled = [sum(1 for s, t in rows if s is not Status.UNKNOWN and t <= limit) / n
+                   for limit in limits]
+        robust = sum(1 for s, _ in rows if s is Status.ROBUST)
+        refuted = sum(1 for s, _ in rows if s is Status.NOT_ROBUST)
+        median = statistics.median(t for _, t in rows) if rows else float("nan")
+        print(f"{variant:16s}" + "".join(f"{v:14.0%}" for v in settled)
+              + f" {robust:7d} {refuted:7d} {median:9.1f}")
 
 
 if __name__ == "__main__":

@@ -147,6 +147,75 @@ def cmd_verify(args: argparse.Namespace) -> None:
         print(f"counterexample saved to {args.save_counterexample}")
 
 
+def _indices(text: str) -> list[int]:
+    """Image indices: ``3``, ``0-9`` or comma-separated mixes (``0-2,7``)."""
+    values: list[int] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        first, _, last = part.partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an index or range: {part!r}") from None
+        if low < 0 or high < low:
+            raise argparse.ArgumentTypeError(f"bad index range: {part!r}")
+        values.extend(range(low, high + 1))
+    return values
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    from ringcert.analysis import analysis_tasks, parse_weights, run_task, summary_table
+    from ringcert.batch import ResultStore, read_record, run_batch
+    from ringcert.data.double_mnist import TEST_SPLIT_SIZE
+    from ringcert.models.modelfile import load_model
+    from ringcert.sides import Side
+
+    models = list(dict.fromkeys(args.model or ("none", "l0", "pgd")))
+    for model in models:  # fail fast, before any worker starts, with the loader's message
+        load_model(model)
+    indices = list(dict.fromkeys(i for group in args.index for i in group)) if args.index \
+        else [0, 1, 2]
+    if max(indices) >= TEST_SPLIT_SIZE:
+        raise RingcertError(f"image index {max(indices)} is out of range 0..{TEST_SPLIT_SIZE - 1}")
+    if not 0 < args.delta <= 1:
+        raise RingcertError(f"--delta must be in (0, 1], got {args.delta}")
+    if not 1 <= args.k <= 9:
+        raise RingcertError(f"--k must be in 1..9 (10 classes, one is the target), got {args.k}")
+    parse_weights(args.weights)
+    sides = [Side.LEFT, Side.RIGHT] if args.target == "both" else [Side(args.target)]
+    settings = {"algorithm": args.algorithm, "shrink": args.shrink, "gradient": args.gradient,
+                "verifier": args.verifier, "weights": args.weights, "delta": args.delta,
+                "k": args.k, "max_queries": args.budget, "time_limit": args.time_limit}
+    tasks = analysis_tasks(models=models, indices=indices, sides=sides, settings=settings)
+    summary = run_batch(tasks, run_task, args.out, workers=args.workers, dask=args.dask,
+                        resume=not args.force, progress=not args.quiet)
+    store = ResultStore(args.out)
+    records = [record for task in tasks
+               if (record := read_record(store.json_path(task))) is not None
+               and record.get("task_key") == task.key]
+    if records:
+        print(summary_table(records))
+    print(f"{summary.completed} analyses run, {summary.skipped} reused, "
+          f"{len(summary.failures)} failed in {summary.elapsed_s:.1f}s; results in {args.out}/")
+    for failure in summary.failures:
+        print(f"failed {failure.task.label}: {failure.message}", file=sys.stderr)
+    if summary.failures:
+        raise RingcertError(f"{len(summary.failures)} analyses failed (rerun to retry them)")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from ringcert.report.compare import compare, markdown_table
+
+    comparison = compare(args.results, args.out)
+    print(markdown_table(comparison.rows), end="")
+    print(f"tables and {len(comparison.figures)} plots in {args.out}/")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from ringcert.report.html import build_report
+
+    print(f"wrote {build_report(args.results, args.out)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ringcert import __version__
 
@@ -206,6 +275,52 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write the model as ONNX and the query as VNN-LIB")
     verify.add_argument("--mnist-dir")
     verify.set_defaults(run=cmd_verify)
+
+    analyze = sub.add_parser(
+        "analyze", help="maximal verified layered neighborhoods: JSON + heatmap per image")
+    analyze.add_argument("--model", action="append",
+                         help="shipped name or model file (repeatable; default: none, l0, pgd)")
+    analyze.add_argument("--index", type=_indices, action="append",
+                         help="test image indices, e.g. 0-9 or 3,5 (repeatable; default: 0-2)")
+    analyze.add_argument("--target", choices=["left", "right", "both"], default="right")
+    analyze.add_argument("--algorithm", choices=["uniform", "naive", "guided"], default="guided")
+    analyze.add_argument("--shrink", choices=["fixed", "sensitivity"], default="fixed",
+                         help="cutting weights of the guided search's CEGIS step")
+    analyze.add_argument("--gradient", choices=["weakest-points", "bound"],
+                         default="weakest-points",
+                         help="guided search direction: RL gradient from the verifier's weakest "
+                              "points (the seed's), or the CROWN bound's gradient in epsilon")
+    analyze.add_argument("--verifier", default="cascade",
+                         choices=["cascade", "attack", "ibp", "crown", "alpha-crown", "milp"])
+    analyze.add_argument("--k", type=int, default=2, help="top-k (default 2)")
+    analyze.add_argument("--weights", default="uniform",
+                         help="ring weights: uniform, area, or a file with one number per ring")
+    analyze.add_argument("--delta", type=float, default=0.01, help="resolution of maximality")
+    analyze.add_argument("--budget", type=_count, help="verifier queries per analysis")
+    analyze.add_argument("--time-limit", type=float, default=20.0,
+                         help="seconds per analysis, checked between queries (default 20: "
+                              "the default run finishes in a few minutes)")
+    analyze.add_argument("--out", default="ringcert-out")
+    parallel = analyze.add_mutually_exclusive_group()
+    parallel.add_argument("--workers", type=_count, default=1, help="local worker processes")
+    parallel.add_argument("--dask", metavar="ADDRESS",
+                          help="Dask scheduler, e.g. tcp://host:8786 (instead of --workers)")
+    analyze.add_argument("--force", action="store_true",
+                         help="redo analyses whose results already exist")
+    analyze.add_argument("--quiet", action="store_true", help="no progress bar")
+    analyze.set_defaults(run=cmd_analyze)
+
+    compare = sub.add_parser("compare", help="tables and plots: models x algorithms over results")
+    compare.add_argument("results", nargs="+", metavar="DIR",
+                         help="results folder(s) of ringcert analyze (searched recursively)")
+    compare.add_argument("--out", default="ringcert-compare")
+    compare.set_defaults(run=cmd_compare)
+
+    report = sub.add_parser("report", help="a static HTML page (tables, plots, heatmaps)")
+    report.add_argument("results", nargs="+", metavar="DIR",
+                        help="results folder(s) of ringcert analyze (searched recursively)")
+    report.add_argument("--out", default="ringcert-report")
+    report.set_defaults(run=cmd_report)
 
     export = sub.add_parser("export", help="export a model to ONNX")
     export.add_argument("--model", required=True)

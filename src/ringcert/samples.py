@@ -7,27 +7,15 @@ sample ``i`` of the test split, the same picture in every command.
 
 from __future__ import annotations
 
-from enum import Enum
-
 import numpy as np
 
 from ringcert.data.double_mnist import TEST_SPLIT_SIZE, DoubleMnist, generate
 from ringcert.data.mnist import Split, load_digits
 from ringcert.errors import RingcertError
 from ringcert.problem import Problem, Weighting
+from ringcert.sides import Side
 
-
-class Side(Enum):
-    LEFT = "left"
-    RIGHT = "right"
-
-    @property
-    def column(self) -> int:
-        return 0 if self is Side.LEFT else 1
-
-    @property
-    def other(self) -> Side:
-        return Side.RIGHT if self is Side.LEFT else Side.LEFT
+__all__ = ["Side", "sample_problem", "test_sample"]
 
 
 def test_sample(index: int, *, mnist_dir: str | None = None) -> DoubleMnist:

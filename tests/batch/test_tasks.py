@@ -2,7 +2,7 @@ import pickle
 
 import pytest
 
-from ringcert.batch import AnalysisTask, TargetSide
+from ringcert.batch import AnalysisTask, Side
 from ringcert.errors import RingcertError
 
 
@@ -17,7 +17,7 @@ def test_key_is_stable_and_ignores_dict_order():
     a = make()
     b = make(settings={"delta": 0.01, "shrink": "fixed", "algorithm": "guided"})
     assert a.key == b.key and a == b and hash(a) == hash(b)
-    assert len(a.key) == 64 and a.target is TargetSide.RIGHT
+    assert len(a.key) == 64 and a.target is Side.RIGHT
 
 
 @pytest.mark.parametrize("change", [

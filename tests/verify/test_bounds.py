@@ -14,7 +14,7 @@ from ringcert.problem import Problem
 from ringcert.verify.attack import pgd_attack
 from ringcert.verify.bounds import BoundMethod, candidate_sets, margin_bound, network_bounds
 from ringcert.verify.bounds.registry import operator_for
-from ringcert.verify.propagation import AlphaCrown, Crown, Ibp
+from ringcert.verify.propagation import AlphaCrown, Crown, Ibp, LayerBoundsCache
 from ringcert.verify.verdict import Status
 
 TOL = 1e-4
@@ -225,3 +225,26 @@ def test_unsupported_layer_raises() -> None:
     for method in BoundMethod:
         with pytest.raises(RingcertError, match="Sigmoid"):
             network_bounds(network, lo, hi, method=method)
+
+
+def test_layer_bounds_cache_reuses_only_identical_queries() -> None:
+    """The cascade's shared cache gives CROWN and alpha-CROWN the same layer bounds for one
+    box, recomputes on another box or after the weights change, and changes no verdict."""
+    network, shape = net_b(1)
+    problem = make_problem(network, shape, 1, 2)
+    eps = random_eps(problem, 1, 0.1)
+    cache = LayerBoundsCache()
+    lo, hi = problem.box(eps)
+    first = cache.bounds(network, lo, hi, method=BoundMethod.CROWN)
+    assert cache.bounds(network, *problem.box(eps.clone()), method=BoundMethod.CROWN) is first
+    assert cache.bounds(network, lo, hi, method=BoundMethod.IBP) is not first
+    assert cache.bounds(network, *problem.box(eps * 0.5), method=BoundMethod.CROWN) is not first
+    again = cache.bounds(network, lo, hi, method=BoundMethod.CROWN)
+    with torch.no_grad():
+        network[0].weight.mul_(1.5)
+    changed = cache.bounds(network, lo, hi, method=BoundMethod.CROWN)
+    assert changed is not again
+    assert not torch.equal(changed.layers[0][0], again.layers[0][0])
+    pairs = [(Crown(), Crown(cache=cache)), (AlphaCrown(steps=3), AlphaCrown(steps=3, cache=cache))]
+    for plain, cached in pairs:
+        assert plain.verify(problem, eps).bound == cached.verify(problem, eps).bound

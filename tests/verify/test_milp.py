@@ -244,3 +244,130 @@ def test_tiny_time_limit_gives_unknown_and_registry_builds_milp() -> None:
     milp = make_verifier("milp", time_limit=7.0)
     assert isinstance(milp, Milp) and milp.time_limit == 7.0
     assert isinstance(make_verifier("cascade").stages[-1], Milp)
+
+
+def _two_conv(seed: int) -> nn.Sequential:
+    """Seed-shaped (strided first conv, padded second conv, max-pool) but tiny."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 3, 4, stride=2, padding=1), nn.ReLU(),
+                         nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(4, 5))
+
+
+def _second_conv_lp(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor,
+                    first_bounds: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of every second-conv neuron over the triangle relaxation of the first ReLU
+    layer, one LP per bound (scipy): the value optimized alpha-CROWN converges to."""
+    n_in = lo.numel()
+    first = copy.deepcopy(network[0]).double()
+    with torch.no_grad():
+        basis = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *lo.shape)
+        bias1 = first(torch.zeros(1, *lo.shape, dtype=torch.float64)).reshape(-1)
+        w1 = (first(basis).reshape(n_in, -1) - bias1).T.numpy()
+        second = copy.deepcopy(network[2]).double()
+        shape1 = first(basis[:1]).shape[1:]
+        n_h = int(np.prod(shape1))
+        bias2 = second(torch.zeros(1, *shape1, dtype=torch.float64)).reshape(-1)
+        basis2 = torch.eye(n_h, dtype=torch.float64).reshape(n_h, *shape1)
+        w2 = (second(basis2).reshape(n_h, -1) - bias2).T.numpy()
+    l1, u1 = (t.reshape(-1).double().numpy() for t in first_bounds)
+    bias1, bias2 = bias1.numpy(), bias2.numpy()
+    # variables [z (n_in), h (n_h)]; h >= 0, h >= W1 z + b1, h <= chord (unstable), h = x (active)
+    a_ub, b_ub, eq_rows, eq_rhs = [], [], [], []
+    for i in range(n_h):
+        row = np.zeros(n_in + n_h)
+        if u1[i] <= 0:
+            row[n_in + i] = 1.0
+            eq_rows.append(row)
+            eq_rhs.append(0.0)
+        elif l1[i] >= 0:
+            row[:n_in], row[n_in + i] = -w1[i], 1.0
+            eq_rows.append(row)
+            eq_rhs.append(bias1[i])
+        else:
+            lower = np.zeros(n_in + n_h)
+            lower[:n_in], lower[n_in + i] = w1[i], -1.0  # W1 z + b1 - h <= 0
+            a_ub.append(lower)
+            b_ub.append(-bias1[i])
+            slope = u1[i] / (u1[i] - l1[i])
+            upper = np.zeros(n_in + n_h)
+            upper[:n_in], upper[n_in + i] = -slope * w1[i], 1.0  # h <= s (W1 z + b1 - l)
+            a_ub.append(upper)
+            b_ub.append(slope * (bias1[i] - l1[i]))
+    bounds = [*zip(lo.reshape(-1).double().numpy(), hi.reshape(-1).double().numpy(), strict=True),
+              *[(0, None)] * n_h]
+    low, high = np.zeros(w2.shape[0]), np.zeros(w2.shape[0])
+    for j in range(w2.shape[0]):
+        for sign, out in ((1.0, low), (-1.0, high)):
+            cost = np.concatenate([np.zeros(n_in), sign * w2[j]])
+            result = linprog(cost, A_ub=np.array(a_ub) if a_ub else None, b_ub=b_ub or None,
+                             A_eq=np.array(eq_rows) if eq_rows else None, b_eq=eq_rhs or None,
+                             bounds=bounds, method="highs")
+            out[j] = sign * (result.fun + sign * bias2[j])
+    return low, high
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_optimized_second_conv_bounds_are_sound_and_near_the_lp(seed) -> None:
+    from ringcert.verify.milp_bounds import optimized_second_conv, supports_local
+
+    network = _two_conv(seed)
+    assert supports_local(network) and not supports_local(_mlp(0))
+    problem = _problem(network, (6, 6), seed)
+    eps = np.full(problem.num_rings, 0.15)
+    lo, hi = problem.box(eps)
+    crown = [(a.detach(), b.detach()) for a, b in
+             network_bounds(network, lo, hi, method=BoundMethod.CROWN).layers]
+    tight, stats = optimized_second_conv(network, lo, hi, crown, steps=60, select_all=True)
+    low, up = tight[2]
+    assert bool((low >= crown[2][0]).all() and (up <= crown[2][1]).all())
+    samples = torch.cat([lo + torch.rand((2000, *lo.shape)) * (hi - lo),
+                         torch.where(torch.rand((2000, *lo.shape)) < 0.5, lo, hi)])
+    with torch.no_grad():
+        values = network[:3](samples)
+    assert bool((values >= low - 1e-5).all() and (values <= up + 1e-5).all())
+    for index in range(3, len(network)):  # later layers stay sound too
+        with torch.no_grad():
+            out = network[:index + 1](samples)
+        assert bool((out >= tight[index][0] - 1e-4).all() and (out <= tight[index][1] + 1e-4).all())
+    lp_low, lp_high = _second_conv_lp(network, lo, hi, crown[0])
+    chosen = (crown[2][1] > 0).reshape(-1).numpy() & (crown[2][1] > crown[2][0]).reshape(-1).numpy()
+    # never tighter than the LP (soundness), and close to it (the optimization works)
+    assert np.all(low.reshape(-1).numpy()[chosen] <= lp_low[chosen] + 1e-4)
+    assert np.all(up.reshape(-1).numpy()[chosen] >= lp_high[chosen] - 1e-4)
+    gap = (lp_low - low.reshape(-1).numpy())[chosen]
+    width = (lp_high - lp_low)[chosen]
+    assert np.all(gap <= 0.05 * width + 1e-3)
+    assert stats["tightened_rows"] == int(chosen.sum())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tightened_and_pool_relaxed_milps_agree_with_the_exact_one(seed) -> None:
+    problem = _problem(_two_conv(seed), (6, 6), seed)
+    gap = {"mip_rel_gap": 1e-4, "mip_abs_gap": 1e-5}
+    for radius in (0.05, 0.2):
+        eps = np.full(problem.num_rings, radius)
+        exact = Milp(early_stop=False, time_limit=20, solver_options=gap).verify(problem, eps)
+        tightened = Milp(early_stop=False, time_limit=20, tighten_steps=30,
+                         solver_options=gap).verify(problem, eps)
+        relaxed = Milp(early_stop=False, time_limit=20, pool_budget=1,
+                       solver_options=gap).verify(problem, eps)
+        assert exact.stats["model_status"] == tightened.stats["model_status"] == "Optimal"
+        truth = exact_optimum_upper = -exact.bound  # max -m within the solver's gap
+        assert -tightened.bound == pytest.approx(truth, abs=1e-3 + 1e-4 * abs(truth))
+        assert -relaxed.bound >= exact_optimum_upper - 1e-3 - 1e-4 * abs(truth)  # a relaxation
+        for verdict in (tightened, relaxed):
+            if verdict.status is Status.ROBUST:
+                assert exact.status is Status.ROBUST
+            if verdict.status is Status.NOT_ROBUST:
+                assert exact.status is Status.NOT_ROBUST
+
+
+def test_falsification_phase_returns_a_checked_witness() -> None:
+    problem = _problem(_two_conv(4), (6, 6), 4)
+    eps = np.full(problem.num_rings, 0.5)
+    truth = Milp(bounds=BoundMethod.CROWN, time_limit=30).verify(problem, eps)
+    verdict = Milp(attack_restarts=16, attack_steps=50, time_limit=30).verify(problem, eps)
+    assert verdict.status is truth.status
+    if verdict.status is Status.NOT_ROBUST:
+        assert check_witness(problem, problem.check_eps(eps), verdict.counterexample) is not None

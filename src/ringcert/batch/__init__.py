@@ -2,13 +2,13 @@
 
 from ringcert.batch.executors import BatchSummary, TaskFailure, run_batch, worker_threads
 from ringcert.batch.store import ResultStore, load_records, read_record, write_atomic
-from ringcert.batch.tasks import AnalysisTask, TargetSide, TaskFunction, TaskOutput
+from ringcert.batch.tasks import AnalysisTask, Side, TaskFunction, TaskOutput
 
 __all__ = [
     "AnalysisTask",
     "BatchSummary",
     "ResultStore",
-    "TargetSide",
+    "Side",
     "TaskFailure",
     "TaskFunction",
     "TaskOutput",

@@ -13,20 +13,13 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import PurePath
 from typing import Any, TypeAlias
 
 from ringcert.errors import RingcertError
+from ringcert.sides import Side
 
 KEY_SCHEMA = 1  # bump when the meaning of a task's fields changes
-
-
-class TargetSide(Enum):
-    """Which digit must stay in the top-k; the other digit is the perturbed object."""
-
-    LEFT = "left"
-    RIGHT = "right"
 
 
 def _canonical(value: Any) -> str:
@@ -45,7 +38,7 @@ class AnalysisTask:
 
     model: str
     image_index: int
-    target: TargetSide
+    target: Side
     settings: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,7 +49,7 @@ class AnalysisTask:
             raise RingcertError(f"image index must be a non-negative integer, "
                                 f"got {self.image_index!r}")
         try:
-            target = TargetSide(self.target)
+            target = Side(self.target)
         except ValueError:
             raise RingcertError(f"target must be 'left' or 'right', got {self.target!r}") from None
         try:

@@ -218,7 +218,8 @@ def _apply(matrix: sp.csr_matrix, bias: np.ndarray, values: _Values
 
 def encode(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor,
            layer_bounds: list[tuple[torch.Tensor, torch.Tensor]], *, target: int, k: int,
-           binary_budget: int | None = None, pad_absolute: float = 1e-5,
+           binary_budget: int | None = None, pool_budget: int | None = None,
+           pad_absolute: float = 1e-5,
            pad_relative: float = 1e-4) -> Encoding:
     """The MILP of ``max_z -m(z)`` over the box ``[lo, hi]``.
 
@@ -226,6 +227,7 @@ def encode(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor,
     ``binary_budget``: None for the exact MILP; otherwise only that many unstable ReLUs
     (the most uncertain, by ``min(-l, u)``) get binaries and the rest the triangle
     relaxation, which keeps ROBUST sound but makes incumbents mere candidates.
+    ``pool_budget``: likewise for max-pool windows (see ``_maxpool``).
     """
     builder = _Builder()
     shape: tuple[int, ...] = tuple(lo.shape)
@@ -252,7 +254,7 @@ def encode(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor,
                 values = _relu(builder, values, padded[position - 1], position - 1, uncertain, stats)
             else:
                 values, shape = _maxpool(builder, layer, values, shape, padded[position - 1],
-                                         position - 1, stats)
+                                         position - 1, stats, pool_budget)
             continue
         matrix, bias, shape = affine_map(layer, shape)
         pending = (matrix, bias) if pending is None else (matrix @ pending[0], matrix @ pending[1] + bias)
@@ -353,9 +355,14 @@ def _relu(builder: _Builder, values: _Values, bounds: tuple[np.ndarray, np.ndarr
 
 
 def _maxpool(builder: _Builder, layer: nn.MaxPool2d, values: _Values, shape: tuple[int, ...],
-             bounds: tuple[np.ndarray, np.ndarray], in_layer: int, stats: dict[str, int]
-             ) -> tuple[_Values, tuple[int, int, int]]:
-    """MIPVerify's max encoding with the candidates that can still be the maximum."""
+             bounds: tuple[np.ndarray, np.ndarray], in_layer: int, stats: dict[str, int],
+             pool_budget: int | None = None) -> tuple[_Values, tuple[int, int, int]]:
+    """MIPVerify's max encoding with the candidates that can still be the maximum.
+
+    ``pool_budget``: at most that many windows (the widest, by ``max u - max l``) keep
+    binaries; the others get the Planet relaxation (Ehlers 2017) ``y >= x_i``,
+    ``y <= max_i l_i + sum_i (x_i - l_i)``, ``y <= max_i u_i``, which keeps ROBUST sound.
+    """
     (kh, kw), (sh, sw), (ph, pw) = (_pair(layer.kernel_size), _pair(layer.stride), _pair(layer.padding))
     if ph or pw or _pair(layer.dilation) != (1, 1) or layer.ceil_mode:
         raise RingcertError("MaxPool2d with padding, dilation or ceil_mode is not supported by the MILP")
@@ -369,6 +376,11 @@ def _maxpool(builder: _Builder, layer: nn.MaxPool2d, values: _Values, shape: tup
     hi = np.where(moving, bounds[1], values.const)
     out_var = np.full(windows.shape[0], -1)
     out_const = np.zeros(windows.shape[0])
+    spread = np.where(moving[windows].any(1), hi[windows].max(1) - lo[windows].max(1), -np.inf)
+    exact = np.ones(windows.shape[0], dtype=bool)
+    if pool_budget is not None:
+        order = np.argsort(-spread, kind="stable")
+        exact[order[max(pool_budget, 0):]] = False
     rows: list[tuple[int, int, float]] = []
     row_lo: list[float] = []
     row_hi: list[float] = []
@@ -382,10 +394,25 @@ def _maxpool(builder: _Builder, layer: nn.MaxPool2d, values: _Values, shape: tup
         top = hi[cand].max()
         y = int(builder.add_vars(np.array([floor]), np.array([top]), kind=VarKind.NEURON,
                                  layer=in_layer + 1, index=np.array([window]))[0])
+        out_var[window] = y
+        if not exact[window]:
+            base = len(row_lo)
+            # y - x_i >= c_i for each candidate; y - sum x_i <= floor - sum l_i + sum c_i
+            for position, member in enumerate(cand):
+                rows.append((base + position, y, 1.0))
+                if values.var[member] >= 0:
+                    rows.append((base + position, int(values.var[member]), -1.0))
+                    rows.append((base + cand.shape[0], int(values.var[member]), -1.0))
+                row_lo.append(float(values.const[member]))
+                row_hi.append(np.inf)
+            rows.append((base + cand.shape[0], y, 1.0))
+            row_lo.append(-np.inf)
+            row_hi.append(float(floor - lo[cand].sum() + values.const[cand].sum()))
+            stats["pool_relaxed"] = stats.get("pool_relaxed", 0) + 1
+            continue
         a = builder.add_vars(np.zeros(cand.shape[0]), np.ones(cand.shape[0]), kind=VarKind.POOL_ARG,
                              layer=in_layer, index=cand, integer=True)
         builder.pools.append((a, cand, in_layer))
-        out_var[window] = y
         for position, member in enumerate(cand):
             others = np.delete(hi[cand], position).max()
             big = max(others - lo[member], 0.0)

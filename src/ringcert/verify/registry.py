@@ -16,10 +16,18 @@ class VerifierName(Enum):
     MILP = "milp"
 
 
-def make_verifier(name: VerifierName | str, *, time_limit: float = 60.0) -> Verifier:
-    """A verifier with default settings; ``time_limit`` bounds the complete stage."""
+def make_verifier(name: VerifierName | str, *, time_limit: float = 60.0,
+                  max_unstable: int | None = None, alpha_gap: float | None = None) -> Verifier:
+    """A verifier with default settings.
+
+    ``time_limit`` bounds the complete (MILP) stage per query. The two gates are for
+    searches, which ask hundreds of queries and treat UNKNOWN as not robust anyway:
+    ``alpha_gap`` skips alpha-CROWN when CROWN's bound is below ``-alpha_gap``, and
+    ``max_unstable`` skips the MILP when more ReLUs are unstable (see ``Milp``). A single
+    ``ringcert verify`` query runs every stage in full.
+    """
     from ringcert.verify.attack import Attack
-    from ringcert.verify.propagation import AlphaCrown, Crown, Ibp
+    from ringcert.verify.propagation import AlphaCrown, Crown, Ibp, LayerBoundsCache
 
     name = VerifierName(name)
     if name is VerifierName.ATTACK:
@@ -27,20 +35,22 @@ def make_verifier(name: VerifierName | str, *, time_limit: float = 60.0) -> Veri
     if name is VerifierName.CASCADE:
         from ringcert.verify.cascade import Cascade
 
-        return Cascade(stages=[Attack(), Crown(), AlphaCrown(), _milp(time_limit)])
+        shared = LayerBoundsCache()  # alpha-CROWN reuses CROWN's layer bounds of the query
+        return Cascade(stages=[Attack(), Crown(cache=shared),
+                               AlphaCrown(cache=shared, max_gap=alpha_gap),
+                               _milp(time_limit, max_unstable)])
     if name is VerifierName.MILP:
-        return _milp(time_limit)
+        return _milp(time_limit, max_unstable)
     if name is VerifierName.IBP:
         return Ibp()
     if name is VerifierName.CROWN:
         return Crown()
-    if name is VerifierName.ALPHA_CROWN:
-        return AlphaCrown()
-    raise NotImplementedError(f"verifier {name.value} is not available yet")
+    return AlphaCrown(max_gap=alpha_gap)
 
 
-def _milp(time_limit: float) -> Verifier:
+def _milp(time_limit: float, max_unstable: int | None) -> Verifier:
     """The complete stage (always the cascade's last)."""
     from ringcert.verify.milp import Milp
 
-    return Milp(time_limit=time_limit)
+    # a stronger PGD phase first: near the boundary it refutes what the MILP cannot settle
+    return Milp(time_limit=time_limit, attack_restarts=32, max_unstable=max_unstable)

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from ringcert.verify.bounds import patches
 from ringcert.verify.bounds.operator import OperatorBounds
 from ringcert.verify.bounds.registry import operator_for
 
@@ -70,29 +71,42 @@ def _needs_crown(ops: Sequence[OperatorBounds], index: int) -> bool:
     return sum(not op.elementwise for op in ops[: index + 1]) > 1
 
 
+def _full_size_bounds(network: nn.Sequential, inputs: Sequence[Interval], index: int,
+                      chosen: torch.Tensor, shape: torch.Size) -> Interval:
+    """CROWN lower and upper bounds of the neurons ``chosen`` (flat indices into layer
+    ``index``'s output), one-hot rows pushed back at full size (any layer types)."""
+    size = shape.numel()
+    lowers, uppers = [], []
+    for start in range(0, chosen.numel(), CHUNK_ROWS // 2):
+        part = chosen[start:start + CHUNK_ROWS // 2]
+        count = part.numel()
+        coef = inputs[0][0].new_zeros(2 * count, size)
+        rows = torch.arange(count)
+        coef[rows, part] = 1.0
+        coef[rows + count, part] = -1.0
+        a_in, bias = backward(network, inputs, coef.reshape(2 * count, *shape), last=index)
+        found = concretize(a_in, bias, *inputs[0])
+        lowers.append(found[:count])
+        uppers.append(-found[count:])
+    return torch.cat(lowers), torch.cat(uppers)
+
+
 def _refine(network: nn.Sequential, inputs: Sequence[Interval], index: int,
-            bounds: Interval, select: torch.Tensor) -> Interval:
-    """Tighten ``bounds`` on the output of layer ``index`` with CROWN for ``select``."""
+            bounds: Interval, select: torch.Tensor, *, use_patches: bool = True) -> Interval:
+    """Tighten ``bounds`` on the output of layer ``index`` with CROWN for ``select``
+    (on receptive-field patches where ``patches.applies``, else at full size)."""
     lower, upper = bounds
     chosen = select.flatten().nonzero()[:, 0]
     if chosen.numel() == 0:
         return bounds
     flat_l, flat_u = lower.flatten(), upper.flatten()
-    size = flat_l.numel()
-    for start in range(0, chosen.numel(), CHUNK_ROWS // 2):
-        part = chosen[start:start + CHUNK_ROWS // 2]
-        count = part.numel()
-        coef = lower.new_zeros(2 * count, size)
-        rows = torch.arange(count)
-        coef[rows, part] = 1.0
-        coef[rows + count, part] = -1.0
-        a_in, bias = backward(network, inputs, coef.reshape(2 * count, *lower.shape), last=index)
-        found = concretize(a_in, bias, *inputs[0])
-        new_l, new_u = found[:count], -found[count:]
-        slack_l = FLOAT_SLACK * (1 + new_l.detach().abs())
-        slack_u = FLOAT_SLACK * (1 + new_u.detach().abs())
-        flat_l = flat_l.index_put((part,), torch.maximum(flat_l[part], new_l - slack_l))
-        flat_u = flat_u.index_put((part,), torch.minimum(flat_u[part], new_u + slack_u))
+    compute = (patches.patch_bounds if use_patches and patches.applies(network, inputs, index)
+               else _full_size_bounds)
+    new_l, new_u = compute(network, inputs, index, chosen, lower.shape)
+    slack_l = FLOAT_SLACK * (1 + new_l.detach().abs())
+    slack_u = FLOAT_SLACK * (1 + new_u.detach().abs())
+    flat_l = flat_l.index_put((chosen,), torch.maximum(flat_l[chosen], new_l - slack_l))
+    flat_u = flat_u.index_put((chosen,), torch.minimum(flat_u[chosen], new_u + slack_u))
     return flat_l.reshape(lower.shape), flat_u.reshape(upper.shape)
 
 
@@ -106,9 +120,13 @@ def ibp_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor)
     return bounds
 
 
-def crown_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor) -> list[Interval]:
+def crown_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor, *,
+                       use_patches: bool = True) -> list[Interval]:
     """CROWN bounds on the inputs of every ReLU / MaxPool layer and on the final output,
-    IBP from those elsewhere; every bound lies inside the IBP bound of the same layer."""
+    IBP from those elsewhere; every bound lies inside the IBP bound of the same layer.
+
+    ``use_patches=False`` forces the full-size backward pass everywhere (the reference the
+    receptive-field patch pass is tested against)."""
     ops = [operator_for(layer) for layer in network]
     plain = ibp_layer_bounds(network, lo, hi)
     inputs: list[Interval] = [(lo, hi)]
@@ -126,7 +144,7 @@ def crown_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tenso
                 # relaxation uses the width of active neurons too
                 feeds_pool = index + 2 < len(network) and not ops[index + 2].affine
                 select = (lower < 0) & (upper > 0) | (feeds_pool & select & (lower >= 0))
-            current = _refine(network, inputs, index, current, select)
+            current = _refine(network, inputs, index, current, select, use_patches=use_patches)
         bounds.append(current)
         inputs.append(current)
     return bounds

@@ -61,16 +61,15 @@ def topk_spec(num_classes: int, target: int, k: int, *, joint: bool = True, grid
         for size in range(2, min(k, grid) + 1):
             for subset in combinations(others, size):
                 supports.extend((subset, weights) for weights in _compositions(grid, size))
-    rows = torch.zeros(len(supports), num_classes, dtype=dtype)
-    member = torch.zeros(len(supports), len(sets), dtype=torch.bool)
+    rows = [[0.0] * num_classes for _ in supports]
     set_members = [frozenset(s) for s in sets]
-    for index, (subset, weights) in enumerate(supports):
+    for row, (subset, weights) in zip(rows, supports, strict=True):
         for cls, weight in zip(subset, weights, strict=True):
-            rows[index, target] += weight / grid
-            rows[index, cls] -= weight / grid
-        support = frozenset(subset)
-        member[index] = torch.tensor([support <= s for s in set_members])
-    return TopkSpec(rows=rows, member=member, sets=sets)
+            row[target] += weight / grid
+            row[cls] -= weight / grid
+    member = [[frozenset(subset) <= s for s in set_members] for subset, _ in supports]
+    return TopkSpec(rows=torch.tensor(rows, dtype=dtype), member=torch.tensor(member, dtype=torch.bool),
+                    sets=sets)
 
 
 def set_rows(sets: list[tuple[int, ...]], weights: torch.Tensor, num_classes: int,

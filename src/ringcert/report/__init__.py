@@ -1,0 +1,1 @@
+"""Reports from stored results: heatmaps, plots, HTML (read results; never verify)."""

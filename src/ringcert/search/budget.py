@@ -1,0 +1,76 @@
+"""Query and time budgets for a search, and the per-verifier query counts it reports.
+
+Every verifier call a search makes goes through one ``Budget``: it refuses a new query
+once the query or time limit is spent (``BudgetExhausted``) and counts each answered
+query under the ``VerifierKind`` of the stage that decided it (for a cascade: the stage
+whose verdict was returned), plus a total.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from ringcert.verify.verdict import Verdict
+
+
+class BudgetExhausted(Exception):
+    """Raised instead of running a query once the budget is spent (control flow only)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetSettings:
+    """``max_queries``: verifier calls (None: unlimited); ``time_limit``: seconds (None: none).
+
+    A running query is never interrupted; the limits are checked before each query.
+    """
+
+    max_queries: int | None = None
+    time_limit: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_queries is not None and self.max_queries < 0:
+            raise ValueError("max_queries must be non-negative")
+        if self.time_limit is not None and self.time_limit < 0:
+            raise ValueError("time_limit must be non-negative")
+
+
+class Budget:
+    """Mutable counter for one search (created per analysis, never shared)."""
+
+    def __init__(self, settings: BudgetSettings | None = None) -> None:
+        self.settings = settings or BudgetSettings()
+        self.started = time.perf_counter()
+        self.by_kind: Counter[str] = Counter()
+        self.total = 0
+        self.cached = 0
+        self.verifier_time_s = 0.0
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def spent(self) -> bool:
+        limit = self.settings.max_queries
+        if limit is not None and self.total >= limit:
+            return True
+        return self.settings.time_limit is not None and self.elapsed >= self.settings.time_limit
+
+    def check(self) -> None:
+        """Raise ``BudgetExhausted`` if no further query may run."""
+        if self.spent:
+            raise BudgetExhausted
+
+    def charge(self, verdict: Verdict) -> None:
+        """Count one answered query under its deciding stage."""
+        self.total += 1
+        self.by_kind[verdict.verifier.value] += 1
+        self.verifier_time_s += float(verdict.stats.get("time_s", 0.0))
+
+    def counts(self) -> dict[str, int]:
+        """Queries per verifier kind, ``total``, and ``cached`` (decisions made without a
+        query, by monotonicity or a stored counterexample)."""
+        return {**dict(sorted(self.by_kind.items())), "total": self.total,
+                "cached": self.cached}

@@ -1,0 +1,97 @@
+"""The ``analyze`` API and the ``ringcert analyze`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ringcert.analysis import analyze
+from ringcert.cli import _indices, main
+from ringcert.models.modelfile import SHIPPED, shipped_path
+from ringcert.search import Algorithm
+from ringcert.verify.attack import pgd_attack
+from ringcert.verify.verdict import Status
+from tests.search.affine import ExactAffineVerifier, affine_case
+
+REQUIRED = {"model", "image_index", "target", "target_class", "perturbed_class", "k", "rings",
+            "ring_sizes", "weights", "epsilon", "size", "maximality", "queries", "time_s",
+            "algorithm", "verifier", "ringcert_version"}
+
+
+def _shipped_or_skip(name: str = "none") -> None:
+    if not shipped_path(name).is_file():
+        pytest.skip(f"shipped model {name} not trained yet")
+
+
+@pytest.mark.parametrize("algorithm", ["uniform", "naive", "guided"])
+def test_analyze_returns_a_frozen_result_that_serializes(algorithm):
+    case = affine_case(0)
+    result = analyze(case.problem, algorithm=algorithm, verifier=ExactAffineVerifier(case),
+                     model_name="affine", image_index=7, target="left")
+    record = json.loads(json.dumps(result.to_json()))
+    assert record.keys() >= REQUIRED
+    assert record["algorithm"]["name"] == algorithm
+    assert record["rings"] == case.problem.num_rings == len(record["epsilon"])
+    assert record["size"] == pytest.approx(float(np.dot(record["weights"], record["epsilon"])))
+    assert record["target"] == "left" and record["image_index"] == 7
+    assert case.inside(result.epsilon)
+    with pytest.raises(AttributeError):
+        result.model = "other"
+
+
+def test_analyze_respects_the_query_budget_and_delta():
+    case = affine_case(2)
+    verifier = ExactAffineVerifier(case)
+    result = analyze(case.problem, algorithm=Algorithm.NAIVE, verifier=verifier,
+                     max_queries=9, delta=0.05)
+    assert verifier.calls <= 9 and result.to_json()["queries"]["total"] == verifier.calls
+    assert result.to_json()["algorithm"]["delta"] == 0.05
+
+
+def test_index_ranges_parse():
+    assert _indices("0-2,7") == [0, 1, 2, 7]
+    assert _indices("4") == [4]
+    with pytest.raises(Exception, match="range"):
+        _indices("5-3")
+
+
+def test_cli_analyze_writes_json_and_heatmap(tmp_path, capsys):
+    _shipped_or_skip()
+    out = tmp_path / "out"
+    argv = ["analyze", "--model", "none", "--index", "0", "--verifier", "attack",
+            "--budget", "6", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    record = json.loads((out / "none" / "0-right.json").read_text())
+    assert record.keys() >= REQUIRED
+    assert record["queries"]["total"] <= 6
+    assert (out / "none" / "0-right.png").read_bytes()[:4] == b"\x89PNG"
+    assert "size" in capsys.readouterr().out
+    assert main(argv) == 0  # a rerun reuses the stored result
+    assert "reused" in capsys.readouterr().out
+
+
+def test_cli_analyze_bad_model_is_one_line_error(tmp_path, capsys):
+    assert main(["analyze", "--model", str(tmp_path / "nope.safetensors"), "--quiet",
+                 "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_reported_boxes_on_shipped_models_survive_a_strong_attack(name):
+    """Independent check: many-restart, many-step PGD finds nothing inside the reported box."""
+    _shipped_or_skip(name)
+    from ringcert.analysis import _verifier_of
+    from ringcert.models.modelfile import load_model
+    from ringcert.samples import Side, sample_problem, test_sample
+
+    problem = sample_problem(load_model(name).network, test_sample(0), target=Side.RIGHT)
+    result = analyze(problem, algorithm="guided", verifier="cascade", time_limit=30.0)
+    eps = torch.as_tensor(result.epsilon)
+    engine, _ = _verifier_of("cascade", 30.0)
+    assert engine.verify(problem, eps).status is not Status.NOT_ROBUST
+    attack = pgd_attack(problem, eps, restarts=64, steps=200, step_fraction=0.05, seed=123)
+    assert float(attack.margins.min()) > 0
