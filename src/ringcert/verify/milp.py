@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import TYPE_CHECKING
 
 import highspy
 import numpy as np
@@ -39,13 +40,19 @@ from ringcert.verify.milp_bounds import optimized_second_conv, supports_local
 from ringcert.verify.milp_encoding import Encoding, VarKind, encode
 from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, check_witness
 
+if TYPE_CHECKING:
+    from ringcert.verify.propagation import LayerBoundsCache
 
-def layer_bounds(problem: Problem, eps: torch.Tensor, method: BoundMethod
+
+def layer_bounds(problem: Problem, eps: torch.Tensor, method: BoundMethod, *,
+                 cache: LayerBoundsCache | None = None
                  ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], BoundMethod]:
-    """Per-layer output bounds with ``method``, or IBP when it is not implemented."""
+    """Per-layer output bounds with ``method`` (from ``cache`` when an earlier cascade stage
+    computed them for the same box), or IBP when ``method`` is not implemented."""
     lo, hi = problem.box(eps)
     try:
-        bounds = network_bounds(problem.model, lo, hi, method=method)
+        bounds = (network_bounds(problem.model, lo, hi, method=method) if cache is None
+                  else cache.bounds(problem.model, lo, hi, method=method))
     except NotImplementedError:
         method = BoundMethod.IBP
         bounds = network_bounds(problem.model, lo, hi, method=method)
@@ -103,9 +110,10 @@ class Milp(Verifier):
     (``milp_bounds``); ``pool_budget`` max-pool windows keeping binaries (None: all);
     ``solver_options`` extra HiGHS options; ``attack_restarts`` > 0 runs a stronger PGD
     (``attack_steps`` steps) first, which can settle NOT_ROBUST before any MILP;
-    ``max_unstable`` answers UNKNOWN without building the MILP when more ReLUs than this
-    are unstable (on the seed classifier HiGHS did not finish the root LP of any query with
-    269 or more unstable ReLUs within 60 s, see benchmarks/complete.py).
+    ``max_unstable`` answers UNKNOWN without building the MILP (or running that attack)
+    when more ReLUs than this are unstable (on the seed classifier HiGHS did not finish the
+    root LP of any query with 269 or more unstable ReLUs within 60 s, see
+    benchmarks/complete.py); ``cache`` shares layer bounds with the cascade's CROWN stage.
     """
 
     kind = VerifierKind.MILP
@@ -115,8 +123,10 @@ class Milp(Verifier):
                  tolerance: float = 1e-3, threads: int = 1, keep: int = 8, seed: int = 0,
                  tighten_steps: int = 0, pool_budget: int | None = None,
                  solver_options: dict[str, object] | None = None, attack_restarts: int = 0,
-                 attack_steps: int = 100, max_unstable: int | None = None) -> None:
+                 attack_steps: int = 100, max_unstable: int | None = None,
+                 cache: LayerBoundsCache | None = None) -> None:
         self.time_limit = time_limit
+        self.cache = cache
         self.max_unstable = max_unstable
         self.attack_restarts = attack_restarts
         self.attack_steps = attack_steps
@@ -134,15 +144,15 @@ class Milp(Verifier):
 
     def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
         began = time.perf_counter()
-        if self.attack_restarts > 0:
-            found, hint = self._falsify(problem, eps, hint)
-            if found is not None:
-                return found
-        bounds, method = layer_bounds(problem, eps, self.bounds)
+        bounds, method = layer_bounds(problem, eps, self.bounds, cache=self.cache)
         unstable = unstable_relus(problem.model, bounds)
         if self.max_unstable is not None and unstable > self.max_unstable:
             return Verdict(status=Status.UNKNOWN, verifier=self.kind,
                            stats={"unstable": unstable, "skipped_unstable": 1})
+        if self.attack_restarts > 0:
+            found, hint = self._falsify(problem, eps, hint)
+            if found is not None:
+                return found
         lo, hi = problem.box(eps)
         tighten: dict[str, int] = {}
         if self.tighten_steps > 0 and supports_local(problem.model):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from ringcert.verify.verdict import Verifier
+
+if TYPE_CHECKING:
+    from ringcert.verify.propagation import LayerBoundsCache
 
 
 class VerifierName(Enum):
@@ -38,7 +42,7 @@ def make_verifier(name: VerifierName | str, *, time_limit: float = 60.0,
         shared = LayerBoundsCache()  # alpha-CROWN reuses CROWN's layer bounds of the query
         return Cascade(stages=[Attack(), Crown(cache=shared),
                                AlphaCrown(cache=shared, max_gap=alpha_gap),
-                               _milp(time_limit, max_unstable)])
+                               _milp(time_limit, max_unstable, shared)])
     if name is VerifierName.MILP:
         return _milp(time_limit, max_unstable)
     if name is VerifierName.IBP:
@@ -48,9 +52,11 @@ def make_verifier(name: VerifierName | str, *, time_limit: float = 60.0,
     return AlphaCrown(max_gap=alpha_gap)
 
 
-def _milp(time_limit: float, max_unstable: int | None) -> Verifier:
+def _milp(time_limit: float, max_unstable: int | None,
+          cache: LayerBoundsCache | None = None) -> Verifier:
     """The complete stage (always the cascade's last)."""
     from ringcert.verify.milp import Milp
 
     # a stronger PGD phase first: near the boundary it refutes what the MILP cannot settle
-    return Milp(time_limit=time_limit, attack_restarts=32, max_unstable=max_unstable)
+    return Milp(time_limit=time_limit, attack_restarts=32, max_unstable=max_unstable,
+                cache=cache)
