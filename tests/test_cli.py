@@ -85,3 +85,13 @@ def test_corrupt_model_file_via_subprocess(tmp_path):
                             text=True, check=False)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_verify_json_stdout_is_pure_json_when_the_milp_runs():
+    # A fresh process: HiGHS prints a banner to descriptor 1 when its first instance is built.
+    proc = subprocess.run([sys.executable, "-m", "ringcert.cli", "verify", "--index", "0",
+                           "--eps-uniform", "0.001", "--verifier", "milp", "--time-limit", "5",
+                           "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert record["verifier"] == "milp" and record["status"] in {"robust", "unknown"}

@@ -15,4 +15,23 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+# The Python API, imported on first use (``ringcert --version`` does not load torch).
+_API = {
+    "analyze": "ringcert.analysis", "AnalysisResult": "ringcert.analysis",
+    "Problem": "ringcert.problem", "Weighting": "ringcert.problem",
+    "load_model": "ringcert.models.modelfile", "Side": "ringcert.sides",
+    "test_sample": "ringcert.samples", "sample_problem": "ringcert.samples",
+    "make_verifier": "ringcert.verify.registry", "Status": "ringcert.verify.verdict",
+    "Algorithm": "ringcert.search.result", "Shrink": "ringcert.search.result",
+    "RingcertError": "ringcert.errors",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> object:
+    if name not in _API:
+        raise AttributeError(f"module 'ringcert' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(_API[name]), name)

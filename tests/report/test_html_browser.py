@@ -2,6 +2,7 @@
 
 import functools
 import json
+import os
 import shutil
 import threading
 from html.parser import HTMLParser
@@ -89,9 +90,12 @@ def served(report):
     server.server_close()
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed "
+# CI sets RINGCERT_REQUIRE_BROWSER=1 so that a missing browser fails instead of skipping.
+@pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("RINGCERT_REQUIRE_BROWSER"),
+                    reason="/usr/bin/chromium is not installed "
                     "(apt-get install -y chromium chromium-driver)")
 def test_report_renders_in_headless_chromium(served, tmp_path):
+    assert CHROMIUM.exists(), "/usr/bin/chromium is required here (RINGCERT_REQUIRE_BROWSER)"
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait

@@ -26,6 +26,8 @@ are the weakest points.
 from __future__ import annotations
 
 import copy
+import os
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -42,6 +44,24 @@ from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, che
 
 if TYPE_CHECKING:
     from ringcert.verify.propagation import LayerBoundsCache
+
+
+def quiet_highs() -> highspy.Highs:
+    """A HiGHS instance with no output. HiGHS 1.16 prints its banner to the process's
+    stdout (file descriptor 1, below Python) when the first instance is built, before any
+    option can be set; that would corrupt ``ringcert verify --json``, so descriptor 1
+    points at /dev/null for the construction."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            highs = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    highs.setOptionValue("output_flag", False)
+    return highs
 
 
 def layer_bounds(problem: Problem, eps: torch.Tensor, method: BoundMethod, *,
@@ -205,8 +225,7 @@ class _Solve:
         self.points: list[torch.Tensor] = []
         self.witness: torch.Tensor | None = None
         self.rejected = 0
-        highs = highspy.Highs()
-        highs.setOptionValue("output_flag", False)
+        highs = quiet_highs()
         highs.setOptionValue("threads", settings.threads)
         highs.setOptionValue("time_limit", float(time_limit))
         highs.setOptionValue("random_seed", settings.seed)
