@@ -13,6 +13,7 @@ from ringcert.errors import RingcertError
 from ringcert.problem import Problem
 from ringcert.verify.attack import pgd_attack
 from ringcert.verify.bounds import BoundMethod, candidate_sets, margin_bound, network_bounds
+from ringcert.verify.bounds.network import NetworkBounds
 from ringcert.verify.bounds.registry import operator_for
 from ringcert.verify.propagation import AlphaCrown, Crown, Ibp, LayerBoundsCache
 from ringcert.verify.verdict import Status
@@ -86,6 +87,21 @@ def layer_outputs(network: nn.Sequential, points: torch.Tensor) -> list[torch.Te
     return outputs
 
 
+def assert_layer_bounds_sound(network: nn.Sequential, points: torch.Tensor, lo: torch.Tensor,
+                              hi: torch.Tensor) -> tuple[NetworkBounds, NetworkBounds]:
+    """Every layer output of every point lies in the IBP and the CROWN layer bounds, and
+    CROWN's are inside IBP's. Returns (IBP, CROWN) bounds."""
+    outputs = layer_outputs(network, points)
+    ibp = network_bounds(network, lo, hi, method=BoundMethod.IBP)
+    crown = network_bounds(network, lo, hi, method=BoundMethod.CROWN)
+    for bounds in (ibp, crown):
+        for out, (lower, upper) in zip(outputs, bounds.layers, strict=True):
+            assert bool((out >= lower - TOL).all()) and bool((out <= upper + TOL).all())
+    for (ibp_l, ibp_u), (cr_l, cr_u) in zip(ibp.layers, crown.layers, strict=True):
+        assert bool((cr_l >= ibp_l).all()) and bool((cr_u <= ibp_u).all())
+    return ibp, crown
+
+
 def pair_maxima(problem: Problem, points: torch.Tensor) -> torch.Tensor:
     """``max_{c in S} (F_t - F_c)`` per point and candidate set (points, sets)."""
     with torch.no_grad():
@@ -108,16 +124,9 @@ def test_bounds_hold_on_samples(builder, seed: int, k: int, scale: float) -> Non
     assert points.shape[0] >= 1000
     lo, hi = problem.box(eps)
     assert bool(((points >= lo) & (points <= hi)).all())
-    outputs = layer_outputs(network, points)
     margins = problem.margin(points).detach()
     set_max = pair_maxima(problem, points)
-    ibp = network_bounds(network, lo, hi, method=BoundMethod.IBP)
-    crown = network_bounds(network, lo, hi, method=BoundMethod.CROWN)
-    for bounds in (ibp, crown):
-        for out, (lower, upper) in zip(outputs, bounds.layers, strict=True):
-            assert bool((out >= lower - TOL).all()) and bool((out <= upper + TOL).all())
-    for (ibp_l, ibp_u), (cr_l, cr_u) in zip(ibp.layers, crown.layers, strict=True):
-        assert bool((cr_l >= ibp_l).all()) and bool((cr_u <= ibp_u).all())
+    assert_layer_bounds_sound(network, points, lo, hi)
     found = {}
     for method in BoundMethod:
         for joint in (True, False):

@@ -12,10 +12,10 @@ from ringcert.errors import RingcertError
 from ringcert.models.architecture import seed_classifier
 from ringcert.models.modelfile import load_model
 from ringcert.problem import Problem
-from ringcert.verify.bounds import BoundMethod, margin_bound, network_bounds
+from ringcert.verify.bounds import BoundMethod, margin_bound
 from ringcert.verify.propagation import Crown
 from ringcert.verify.verdict import Status
-from tests.verify.test_bounds import TOL, box_points, layer_outputs, pair_maxima
+from tests.verify.test_bounds import TOL, assert_layer_bounds_sound, box_points, pair_maxima
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +43,10 @@ def test_seed_classifier_bounds_are_sound_and_nested(problem: Problem) -> None:
     eps[:3] = 0.08
     network = problem.model
     points = box_points(problem, eps, seed=0, count=1000)
-    outputs = layer_outputs(network, points)
     margins = problem.margin(points).detach()
     set_max = pair_maxima(problem, points)
     lo, hi = problem.box(eps)
-    ibp = network_bounds(network, lo, hi, method=BoundMethod.IBP)
-    crown = network_bounds(network, lo, hi, method=BoundMethod.CROWN)
-    for bounds in (ibp, crown):
-        for out, (lower, upper) in zip(outputs, bounds.layers, strict=True):
-            assert bool((out >= lower - TOL).all()) and bool((out <= upper + TOL).all())
-    for (ibp_l, ibp_u), (cr_l, cr_u) in zip(ibp.layers, crown.layers, strict=True):
-        assert bool((cr_l >= ibp_l).all()) and bool((cr_u <= ibp_u).all())
+    ibp, crown = assert_layer_bounds_sound(network, points, lo, hi)
     assert crown.unstable(network) < ibp.unstable(network)
     found = {}
     for method in BoundMethod:

@@ -25,7 +25,7 @@ from ringcert.verify.attack import Attack
 from ringcert.verify.bounds import BoundMethod, network_bounds
 from ringcert.verify.milp import Milp
 from ringcert.verify.registry import make_verifier
-from ringcert.verify.verdict import Status, check_witness
+from ringcert.verify.verdict import Status, Verdict, check_witness
 
 
 def _mlp(seed: int) -> nn.Sequential:
@@ -214,11 +214,15 @@ def test_cross_checks_with_attack_and_bounds(seed) -> None:
             assert float(problem.margin(samples).detach().min()) > 0
             assert exact.bound <= float(problem.margin(samples).detach().min()) + 1e-4
         assert exact.status is not Status.UNKNOWN
-        partial = Milp(bounds=BoundMethod.IBP, binary_budget=2).verify(problem, eps)
-        if partial.status is Status.ROBUST:
-            assert exact.status is Status.ROBUST
-        if partial.status is Status.NOT_ROBUST:
-            assert exact.status is Status.NOT_ROBUST
+        assert_settled_alike(Milp(bounds=BoundMethod.IBP, binary_budget=2).verify(problem, eps),
+                             exact)
+
+
+def assert_settled_alike(verdict: Verdict, exact: Verdict) -> None:
+    """A relaxed or partial MILP may leave a query UNKNOWN, but what it settles, it settles
+    as the exact MILP does."""
+    if verdict.status is not Status.UNKNOWN:
+        assert verdict.status is exact.status
 
 
 def test_weakest_points_are_in_the_box_and_sorted() -> None:
@@ -357,10 +361,7 @@ def test_tightened_and_pool_relaxed_milps_agree_with_the_exact_one(seed) -> None
         assert -tightened.bound == pytest.approx(truth, abs=1e-3 + 1e-4 * abs(truth))
         assert -relaxed.bound >= exact_optimum_upper - 1e-3 - 1e-4 * abs(truth)  # a relaxation
         for verdict in (tightened, relaxed):
-            if verdict.status is Status.ROBUST:
-                assert exact.status is Status.ROBUST
-            if verdict.status is Status.NOT_ROBUST:
-                assert exact.status is Status.NOT_ROBUST
+            assert_settled_alike(verdict, exact)
 
 
 def test_falsification_phase_returns_a_checked_witness() -> None:
