@@ -8,7 +8,7 @@ Reads the JSON records that ``ringcert analyze`` writes (any folder of runs: eve
   ``eps = 1`` whose growth by ``delta`` was *refuted* by a checked counterexample, i.e.
   maximal for certain rather than only unproven), verifier queries and time;
 - ``epsilon_by_ring.png``: mean epsilon against ring distance per model with a 95%
-  t-confidence band;
+  t-confidence band (clipped to [0, 1]), over the rings at least half the images have;
 - ``size_distribution.png``: the size distribution per model and algorithm;
 - ``fixed_vs_sensitivity.png``: size with fixed against with sensitivity cutting weights,
   one point per image (the seed's comparison of its two CEGIS shrink rules);
@@ -201,11 +201,16 @@ def plot_epsilon_by_ring(records: Sequence[Record], path: Path) -> Path:
     for index, (model, variants) in enumerate(models.items()):
         axes = figure.add_subplot(1, len(models), index + 1)
         for variant, group in variants.items():
-            mean, low, high = mean_with_band([record["epsilon"] for record in group])
-            ring = np.arange(len(mean))
+            vectors = [record["epsilon"] for record in group]
+            # only rings that at least half the images have: the last rings exist in a few
+            # images only, often with a handful of pixels, and their means say little
+            shown = max(1, int(np.median([len(vector) for vector in vectors])))
+            mean, low, high = (values[:shown] for values in mean_with_band(vectors))
+            ring = np.arange(shown)
             axes.plot(ring, mean, marker="o", markersize=3, label=variant.label)
-            axes.fill_between(ring, low, high, alpha=0.2)
-        axes.set(title=f"model {model}", xlabel="ring distance (px, 0 = perturbed digit)",
+            axes.fill_between(ring, np.clip(low, 0, 1), np.clip(high, 0, 1), alpha=0.2)
+        axes.set(title=f"model {model}",
+                 xlabel="ring distance (px, 0 = perturbed digit)",
                  ylabel="mean epsilon (95% CI)", ylim=(0, None))
         axes.legend(fontsize=7)
     return _save(figure, path)
