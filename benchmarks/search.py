@@ -19,15 +19,20 @@ import statistics
 import time
 from dataclasses import dataclass
 
+import torch
+
 from ringcert.analysis import analyze
 from ringcert.errors import RingcertError
 from ringcert.models.modelfile import load_model
 from ringcert.samples import Side, sample_problem, test_sample
-from ringcert.search import Algorithm, Shrink
+from ringcert.search import Algorithm, GradientSource, Shrink
 
-CONFIGS = {"uniform": (Algorithm.UNIFORM, Shrink.FIXED), "naive": (Algorithm.NAIVE, Shrink.FIXED),
-           "guided-fixed": (Algorithm.GUIDED, Shrink.FIXED),
-           "guided-sensitivity": (Algorithm.GUIDED, Shrink.SENSITIVITY)}
+POINTS, BOUND = GradientSource.WEAKEST_POINTS, GradientSource.BOUND
+CONFIGS = {"uniform": (Algorithm.UNIFORM, Shrink.FIXED, POINTS),
+           "naive": (Algorithm.NAIVE, Shrink.FIXED, POINTS),
+           "guided-fixed": (Algorithm.GUIDED, Shrink.FIXED, POINTS),
+           "guided-sensitivity": (Algorithm.GUIDED, Shrink.SENSITIVITY, POINTS),
+           "guided-bound": (Algorithm.GUIDED, Shrink.FIXED, BOUND)}
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,9 @@ def run(args: argparse.Namespace) -> list[Row]:
                 print(f"skip {name} #{index}: {error}")
                 continue
             for config in args.configs:
-                algorithm, shrink = CONFIGS[config]
+                algorithm, shrink, gradient = CONFIGS[config]
                 began = time.perf_counter()
-                result = analyze(problem, algorithm=algorithm, shrink=shrink,
+                result = analyze(problem, algorithm=algorithm, shrink=shrink, gradient=gradient,
                                  verifier=args.verifier, time_limit=args.time_limit,
                                  max_queries=args.budget, delta=args.delta)
                 counts = result.search.maximality_counts()
@@ -90,7 +95,7 @@ def report(rows: list[Row], configs: list[str]) -> None:
               f"{sum(r.exhausted for r in mine):4d}")
     by_key = {(r.config, r.model, r.image): r for r in rows}
     pairs = sorted({(r.model, r.image) for r in rows})
-    for guided in ("guided-fixed", "guided-sensitivity"):
+    for guided in ("guided-fixed", "guided-sensitivity", "guided-bound"):
         ratios, reached = [], []
         for key in pairs:
             g, n = by_key.get((guided, *key)), by_key.get(("naive", *key))
@@ -117,7 +122,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per analysis")
     parser.add_argument("--budget", type=int, help="queries per analysis")
     parser.add_argument("--delta", type=float, default=0.01)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: one core)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     report(run(args), args.configs)
 
 

@@ -287,9 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--shrink", choices=["fixed", "sensitivity"], default="fixed",
                          help="cutting weights of the guided search's CEGIS step")
     analyze.add_argument("--gradient", choices=["weakest-points", "bound"],
-                         default="weakest-points",
-                         help="guided search direction: RL gradient from the verifier's weakest "
-                              "points (the seed's), or the CROWN bound's gradient in epsilon")
+                         default="bound",
+                         help="guided search step: an LP step on the CROWN bound's gradient in "
+                              "epsilon (default), or the seed's RL gradient from the verifier's "
+                              "weakest points")
     analyze.add_argument("--verifier", default="cascade",
                          choices=["cascade", "attack", "ibp", "crown", "alpha-crown", "milp"])
     analyze.add_argument("--k", type=int, default=2, help="top-k (default 2)")

@@ -121,7 +121,7 @@ def test_cli_compare_and_report(results, tmp_path, capsys):
 
     assert main(["compare", str(results / "naive"), "--out", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
-    assert "| none | naive | - | fake | 8 |" in out and (tmp_path / "c" / "summary.csv").is_file()
+    assert "| none | naive | - | - | fake | 8 |" in out and (tmp_path / "c" / "summary.csv").is_file()
     assert main(["report", str(results / "naive"), "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "index.html").is_file()
     assert main(["compare", str(tmp_path / "missing")]) == 2

@@ -3,7 +3,8 @@
 Reads the JSON records that ``ringcert analyze`` writes (any folder of runs: every
 ``*.json`` record below it counts, a copy of the same analysis only once) and produces
 
-- ``summary.md`` / ``summary.csv``: one row per model x algorithm x shrink x verifier with
+- ``summary.md`` / ``summary.csv``: one row per model x algorithm x shrink x gradient x
+  verifier with
   the mean and median size ``w . eps``, the tight ring fraction (share of the rings below
   ``eps = 1`` whose growth by ``delta`` was *refuted* by a checked counterexample, i.e.
   maximal for certain rather than only unproven), verifier queries and time;
@@ -46,6 +47,7 @@ class Variant:
 
     algorithm: str
     shrink: str
+    gradient: str
     verifier: str
 
     @classmethod
@@ -55,11 +57,13 @@ class Variant:
             algorithm = {"name": algorithm}
         return cls(algorithm=str(algorithm.get("name", "?")),
                    shrink=str(algorithm.get("shrink") or NO_SHRINK),
+                   gradient=str(algorithm.get("gradient") or NO_SHRINK),
                    verifier=str(record.get("verifier", "?")))
 
     @property
     def label(self) -> str:
-        return self.algorithm if self.shrink == NO_SHRINK else f"{self.algorithm}/{self.shrink}"
+        return "/".join(part for part in (self.algorithm, self.shrink, self.gradient)
+                        if part != NO_SHRINK)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +73,7 @@ class SummaryRow:
     model: str
     algorithm: str
     shrink: str
+    gradient: str
     verifier: str
     analyses: int
     mean_size: float
@@ -108,11 +113,13 @@ def summarize(records: Sequence[Record]) -> list[SummaryRow]:
         groups[(str(record["model"]), Variant.of(record))].append(record)
     rows = []
     for (model, variant), group in sorted(groups.items(), key=lambda item: (
-            item[0][0], item[0][1].algorithm, item[0][1].shrink, item[0][1].verifier)):
+            item[0][0], item[0][1].algorithm, item[0][1].shrink, item[0][1].gradient,
+            item[0][1].verifier)):
         sizes = np.array([float(record["size"]) for record in group])
         rows.append(SummaryRow(
             model=model, algorithm=variant.algorithm, shrink=variant.shrink,
-            verifier=variant.verifier, analyses=len(group), mean_size=float(sizes.mean()),
+            gradient=variant.gradient, verifier=variant.verifier, analyses=len(group),
+            mean_size=float(sizes.mean()),
             median_size=float(np.median(sizes)), tight_fraction=_tight(group),
             mean_queries=float(np.mean([_queries(record) for record in group])),
             mean_time_s=float(np.mean([float(record.get("time_s", math.nan))
@@ -127,7 +134,7 @@ def _fmt(value: Any) -> str:
 
 
 HEADERS = {"model": "model", "algorithm": "algorithm", "shrink": "shrink",
-           "verifier": "verifier", "analyses": "analyses", "mean_size": "mean size",
+           "gradient": "gradient", "verifier": "verifier", "analyses": "analyses", "mean_size": "mean size",
            "median_size": "median size", "tight_fraction": "tight (refuted) rings",
            "mean_queries": "mean queries", "mean_time_s": "mean time (s)"}
 
@@ -135,7 +142,7 @@ HEADERS = {"model": "model", "algorithm": "algorithm", "shrink": "shrink",
 def markdown_table(rows: Sequence[SummaryRow]) -> str:
     names = [field.name for field in fields(SummaryRow)]
     lines = ["| " + " | ".join(HEADERS[name] for name in names) + " |",
-             "|" + "|".join("---" if name in ("model", "algorithm", "shrink", "verifier")
+             "|" + "|".join("---" if name in ("model", "algorithm", "shrink", "gradient", "verifier")
                             else "---:" for name in names) + "|"]
     lines += ["| " + " | ".join(_fmt(getattr(row, name)) for name in names) + " |"
               for row in rows]
@@ -231,15 +238,15 @@ def plot_size_distribution(records: Sequence[Record], path: Path) -> Path:
 
 def shrink_pairs(records: Sequence[Record]) -> dict[str, list[tuple[Record, Record]]]:
     """Per model, (fixed, sensitivity) guided analyses of the same image and target with
-    the same verifier, sorted by image index then target."""
-    found: dict[tuple[str, int, str, str], dict[str, Record]] = defaultdict(dict)
+    the same gradient and verifier, sorted by image index then target."""
+    found: dict[tuple[str, int, str, str, str], dict[str, Record]] = defaultdict(dict)
     for record in records:
         variant = Variant.of(record)
         if record.get("image_index") is None:
             continue
         if variant.algorithm == "guided" and variant.shrink in ("fixed", "sensitivity"):
             key = (str(record["model"]), int(record["image_index"]), str(record["target"]),
-                   variant.verifier)
+                   variant.gradient, variant.verifier)
             found[key][variant.shrink] = record
     pairs: dict[str, list[tuple[Record, Record]]] = defaultdict(list)
     for key in sorted(found):

@@ -43,7 +43,7 @@ figure.plot img { max-width: 100%; }
 .refuted { color: #0a6; } .unproven { color: #c60; } .saturated { color: #36c; }
 """
 
-TEXT_COLUMNS = ("model", "algorithm", "shrink", "verifier")
+TEXT_COLUMNS = ("model", "algorithm", "shrink", "gradient", "verifier")
 
 
 def _link(path: Path, base: Path) -> str:

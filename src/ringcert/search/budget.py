@@ -41,6 +41,7 @@ class Budget:
 
     def __init__(self, settings: BudgetSettings | None = None) -> None:
         self.settings = settings or BudgetSettings()
+        self.share = 1.0  # the part of both limits open to the current phase
         self.started = time.perf_counter()
         self.by_kind: Counter[str] = Counter()
         self.total = 0
@@ -54,9 +55,10 @@ class Budget:
     @property
     def spent(self) -> bool:
         limit = self.settings.max_queries
-        if limit is not None and self.total >= limit:
+        if limit is not None and self.total >= self.share * limit:
             return True
-        return self.settings.time_limit is not None and self.elapsed >= self.settings.time_limit
+        return (self.settings.time_limit is not None
+                and self.elapsed >= self.share * self.settings.time_limit)
 
     def check(self) -> None:
         """Raise ``BudgetExhausted`` if no further query may run."""

@@ -1,17 +1,27 @@
 """The seed's oracle-guided search (Mour & Drachsler-Cohen 2023, section 3; DESIGN.md 3).
 
 Built on MaRVeL (Kabaha & Drachsler-Cohen, VMCAI 2023), per ring instead of per pixel:
-start at the all-zero vector (robust by the precondition); at every iteration take the
-robustness-level gradient per ring ``G`` from the verifier's weakest points (MaRVeL), or
-optionally from the gradient of a bound on the margin with respect to epsilon (Liu,
-Tomioka & Cevher, ICML 2019); step along ``max(0, w - l' G)`` (``l' = l ||w|| / ||G||``
-over the active rings) normalized so that the freest ring moves by ``step``; accept a
-robust candidate. A failed candidate goes to the CEGIS step: rings its counterexample
-implicates are frozen and ``eps_c * cw + eps_v * (1 - cw)`` is tried toward the last
-verified ``eps_v``; ``l`` and ``step`` decay on every failure (MaRVeL: ``l`` from 0.99,
-x0.75). The search stops when the step is below ``delta``, ``l`` below ``l_min``, every
-ring is frozen or saturated, or the budget is spent. The runner's maximality pass then
-completes every ring to ``delta``.
+start at the all-zero vector (robust by the precondition); at every iteration take a
+step from the last verified vector, verify it, accept a robust candidate. A failed
+candidate goes to the CEGIS step: rings its counterexample implicates are frozen and
+``eps_c * cw + eps_v * (1 - cw)`` is tried toward the last verified ``eps_v``; ``l`` and
+``step`` decay on every failure (MaRVeL: ``l`` from 0.99, x0.75). The search stops when
+the step is below its floor, ``l`` below ``l_min``, every ring is frozen or saturated, or
+the budget is spent. The runner's maximality pass then completes every ring to ``delta``.
+
+Two step rules (``GradientSource``):
+
+- ``weakest-points`` (the seed's): the robustness-level gradient per ring ``G`` from the
+  verifier's weakest points (MaRVeL); step along ``max(0, w - l' G)``
+  (``l' = l ||w|| / ||G||`` over the active rings) normalized so that the freest ring
+  moves by ``step``. It only ever grows rings.
+- ``bound``: sequential linear programming on the CROWN lower bound ``b(eps)`` of the
+  margin, whose gradient in epsilon is exact (Liu, Tomioka & Cevher, ICML 2019 maximize
+  a volume under the same kind of bound). Each step solves
+  ``max w.s  s.t.  b + grad b . s >= keep * b,  |s_d| <= step`` (a fractional knapsack,
+  solved exactly by sorting rings by ``w_d / -d b/d eps_d``): it may shrink rings whose
+  epsilon costs much bound per unit of size to grow cheaper ones, so it walks along the
+  provable region's boundary instead of stopping at the first point it reaches there.
 """
 
 from __future__ import annotations
@@ -29,21 +39,28 @@ from ringcert.search.shrink import cutting_weights
 
 @dataclass(frozen=True, kw_only=True)
 class GuidedSettings:
-    """``lr``: first step (the freest ring's growth); ``l0``/``l_decay``/``l_min``: the RL
-    weight and its decay on failure (MaRVeL's defaults); ``step_decay``/``step_growth``:
-    step change on failure / success; ``freeze_fraction``: freeze the rings that carry
-    this share of a counterexample's first-order margin loss outside the verified box."""
+    """``lr``: first step (the freest ring's growth; for ``bound`` the trust region);
+    ``l0``/``l_decay``/``l_min``: the RL weight and its decay on failure (MaRVeL's defaults;
+    ``weakest-points`` only); ``step_decay``/``step_growth``: step change on failure /
+    success; ``min_step``: the search ends when the step falls below ``min_step * delta``
+    (None: 1 for ``weakest-points``, the design's rule, and 0.1 for ``bound``, whose
+    steps also shrink rings and keep finding size at finer steps);
+    ``freeze_fraction``: freeze the rings that carry this share of a counterexample's
+    first-order margin loss outside the verified box; ``keep``: the share of the current
+    CROWN bound a ``bound`` step keeps in its linear model (the rest is spent on growth)."""
 
     delta: float = 0.01
     shrink: Shrink = Shrink.FIXED
-    gradient: GradientSource = GradientSource.WEAKEST_POINTS
+    gradient: GradientSource = GradientSource.BOUND
     lr: float = 0.1
     l0: float = 0.99
     l_decay: float = 0.75
     l_min: float = 0.01
     step_decay: float = 0.5
     step_growth: float = 1.5
+    min_step: float | None = None
     freeze_fraction: float = 0.5
+    keep: float = 0.5
     max_iterations: int = 1000
 
 
@@ -78,16 +95,34 @@ def points_gradient(problem: Problem, points: torch.Tensor, eps: np.ndarray) -> 
     return weights @ per_point
 
 
-def bound_gradient(problem: Problem, eps: np.ndarray) -> np.ndarray:
-    """``-d bound / d eps`` of the CROWN lower bound on the top-k margin over the box
-    (Liu, Tomioka & Cevher, ICML 2019 optimize the same bound's dependence on epsilon)."""
+def bound_and_gradient(problem: Problem, eps: np.ndarray) -> tuple[float, np.ndarray]:
+    """The CROWN lower bound on the top-k margin over the box of ``eps`` and its gradient
+    ``d bound / d eps`` (autograd through the whole bound computation)."""
     from ringcert.verify.bounds import BoundMethod, margin_bound
 
     eps_t = torch.as_tensor(eps, dtype=torch.float64).clone().requires_grad_(True)
     with torch.enable_grad():
         bound = margin_bound(problem, eps_t, method=BoundMethod.CROWN).lower
         (grad,) = torch.autograd.grad(bound, eps_t)
-    return np.maximum(0.0, -grad.detach().numpy())
+    return float(bound.detach()), grad.detach().numpy()
+
+
+def knapsack_step(weights: np.ndarray, cost: np.ndarray, budget: float, lower: np.ndarray,
+                  upper: np.ndarray) -> np.ndarray:
+    """Exact solution of the LP ``max w.s  s.t.  cost.s <= budget, lower <= s <= upper``
+    (``lower <= 0 <= upper``): rings whose cost is not positive go to ``upper``, the others
+    start at ``lower`` and rise in order of decreasing ``w_d / cost_d`` while the budget
+    lasts (a fractional knapsack). If even ``s = lower`` overspends, that is returned."""
+    step = np.where(cost <= 0, upper, lower).astype(np.float64)
+    room = budget - float(cost @ step)
+    paying = np.flatnonzero((cost > 0) & (weights > 0))
+    for ring in paying[np.argsort(-weights[paying] / cost[paying], kind="stable")]:
+        if room <= 0:
+            break
+        rise = min(upper[ring] - lower[ring], room / cost[ring])
+        step[ring] += rise
+        room -= rise * cost[ring]
+    return step
 
 
 def implicated_rings(problem: Problem, z: torch.Tensor, verified: np.ndarray,
@@ -142,24 +177,50 @@ class _State:
             self.points = verdict.weakest_points
 
 
+def _points_candidate(problem: Problem, state: _State, settings: GuidedSettings,
+                      active: np.ndarray) -> np.ndarray | None:
+    """The seed's step along ``max(0, w - l' G)``; None when the RL term blocks every ring."""
+    rl_grad = points_gradient(problem, state.points, state.eps)
+    direction = _direction(problem.weights, rl_grad, state.level, active)
+    if direction.max() <= 0:
+        return None
+    return np.minimum(1.0, state.eps + state.step * direction / direction.max())
+
+
+def _bound_candidate(problem: Problem, state: _State, settings: GuidedSettings) -> np.ndarray | None:
+    """The LP step on the linearized CROWN bound inside the trust region ``step``; frozen
+    rings may only shrink. None when the step gains no size."""
+    bound, grad = bound_and_gradient(problem, state.eps)
+    upper = np.where(state.frozen, 0.0, np.minimum(state.step, 1.0 - state.eps))
+    lower = -np.minimum(state.step, state.eps)
+    budget = (1.0 - settings.keep) * max(bound, 0.0)
+    step = knapsack_step(problem.weights, -grad, budget, lower, upper)
+    if float(problem.weights @ step) <= 1e-12:
+        return None
+    return np.clip(state.eps + step, 0.0, 1.0)
+
+
 def guided_search(oracle: Oracle, settings: GuidedSettings) -> np.ndarray:
     """Returns the last accepted vector (the oracle tracks the best proved one)."""
     problem = oracle.problem
     cw = cutting_weights(problem, settings.shrink)
     state = _State(problem, settings)
+    by_bound = settings.gradient is GradientSource.BOUND
+    min_step = settings.min_step if settings.min_step is not None else (0.1 if by_bound else 1.0)
     for _ in range(settings.max_iterations):
         active = ~state.frozen & (state.eps < 1.0)
-        if not active.any() or state.step < settings.delta or state.level < settings.l_min:
+        if (not active.any() or state.step < min_step * settings.delta
+                or (not by_bound and state.level < settings.l_min)):
             break
-        if settings.gradient is GradientSource.BOUND:
-            rl_grad = bound_gradient(problem, state.eps)
+        if by_bound:
+            candidate = _bound_candidate(problem, state, settings)
+            if candidate is None:
+                break
         else:
-            rl_grad = points_gradient(problem, state.points, state.eps)
-        direction = _direction(problem.weights, rl_grad, state.level, active)
-        if direction.max() <= 0:
-            state.level *= settings.l_decay  # the RL term blocks every ring: weigh it less
-            continue
-        candidate = np.minimum(1.0, state.eps + state.step * direction / direction.max())
+            candidate = _points_candidate(problem, state, settings, active)
+            if candidate is None:
+                state.level *= settings.l_decay  # the RL term blocks every ring: weigh it less
+                continue
         decision = oracle.decide(candidate)
         if decision.robust:
             state.accept(decision)

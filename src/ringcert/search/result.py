@@ -21,10 +21,10 @@ class Shrink(Enum):
 
 
 class GradientSource(Enum):
-    """Where the guided search takes its robustness-level gradient from."""
+    """How the guided search picks its step (see ``ringcert.search.guided``)."""
 
-    WEAKEST_POINTS = "weakest-points"  # MaRVeL: gradients at the verifier's weakest points
-    BOUND = "bound"  # Liu et al. 2019: gradient of a bound on the margin w.r.t. epsilon
+    WEAKEST_POINTS = "weakest-points"  # the seed / MaRVeL: RL gradient at the weakest points
+    BOUND = "bound"  # an LP step on the CROWN bound's gradient in epsilon (Liu et al. 2019)
 
 
 class MaximalityStatus(Enum):

@@ -20,6 +20,10 @@ from ringcert.search.uniform import UniformSettings, uniform_search
 from ringcert.verify.verdict import Verifier
 
 SearchSettings = UniformSettings | NaiveSettings | GuidedSettings
+
+SEARCH_SHARE = 0.75
+"""Share of the query and time limits the search may use; the maximality pass always has
+the rest, so a binding budget still leaves each ring's status checked where it can be."""
 _SETTINGS: dict[Algorithm, type] = {Algorithm.UNIFORM: UniformSettings,
                                     Algorithm.NAIVE: NaiveSettings,
                                     Algorithm.GUIDED: GuidedSettings}
@@ -39,7 +43,8 @@ def run_search(problem: Problem, verifier: Verifier, *, algorithm: Algorithm = A
                settings: SearchSettings | None = None,
                budget: BudgetSettings | None = None) -> SearchResult:
     """Search, then the maximality pass (which grows every ring to ``delta`` except for the
-    uniform baseline). Everything, maximality included, runs inside one budget."""
+    uniform baseline). Everything, maximality included, runs inside one budget, of which
+    the search may use ``SEARCH_SHARE``."""
     algorithm = Algorithm(algorithm)
     settings = settings if settings is not None else default_settings(algorithm)
     if not isinstance(settings, _SETTINGS[algorithm]):
@@ -48,6 +53,7 @@ def run_search(problem: Problem, verifier: Verifier, *, algorithm: Algorithm = A
     oracle = Oracle(problem, verifier, counter)
     began = time.perf_counter()
     exhausted = False
+    counter.share = SEARCH_SHARE
     try:
         if algorithm is Algorithm.UNIFORM:
             uniform_search(oracle, settings)
@@ -58,6 +64,7 @@ def run_search(problem: Problem, verifier: Verifier, *, algorithm: Algorithm = A
     except BudgetExhausted:
         exhausted = True
     search_queries = counter.total
+    counter.share = 1.0
     eps, statuses = maximality_pass(oracle, oracle.best, delta=settings.delta,
                                     grow=algorithm is not Algorithm.UNIFORM)
     exhausted = exhausted or MaximalityStatus.UNCHECKED in statuses

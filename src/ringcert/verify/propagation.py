@@ -17,6 +17,8 @@ from torch import nn
 
 from ringcert.problem import Problem
 from ringcert.verify.bounds import BoundMethod, NetworkBounds, margin_bound, network_bounds
+from ringcert.verify.bounds.alpha import AlphaParams
+from ringcert.verify.bounds.margin import MarginBound
 from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind
 
 
@@ -57,8 +59,9 @@ class _BoundVerifier(Verifier):
         self.rel_padding = rel_padding
         self.cache = cache
 
-    def _extra(self) -> dict[str, float | int]:
-        return {}
+    def _bound(self, problem: Problem, eps: torch.Tensor, bounds: NetworkBounds) -> MarginBound:
+        return margin_bound(problem, eps, method=self.method, joint=self.joint,
+                            network_bounds=bounds, grid=self.grid)
 
     def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
         with torch.no_grad():
@@ -68,8 +71,7 @@ class _BoundVerifier(Verifier):
                 bounds = network_bounds(problem.model, lo, hi, method=layer_method)
             else:
                 bounds = self.cache.bounds(problem.model, lo, hi, method=layer_method)
-            result = margin_bound(problem, eps, method=self.method, joint=self.joint,
-                                  network_bounds=bounds, grid=self.grid, **self._extra())
+            result = self._bound(problem, eps, bounds)
             logits = problem.logits()
             padding = self.abs_padding + self.rel_padding * float(logits.abs().max())
             bound = float(result.lower) - padding
@@ -96,14 +98,19 @@ class Crown(_BoundVerifier):
 
 
 class AlphaCrown(_BoundVerifier):
-    """alpha-CROWN (Xu et al. 2021): CROWN with slopes and set weights optimized by Adam."""
+    """alpha-CROWN (Xu et al. 2021): CROWN with slopes and set weights optimized by Adam.
+
+    With ``warm_steps`` set, a query on the same network, target and k as the previous one
+    starts from that query's optimized parameters and runs ``warm_steps`` steps instead of
+    ``steps`` (a search's consecutive boxes are close, so are their best slopes)."""
 
     kind = VerifierKind.ALPHA_CROWN
     method = BoundMethod.ALPHA_CROWN
 
     def __init__(self, *, joint: bool = True, grid: int = 4, steps: int = 20, lr: float = 0.1,
-                 abs_padding: float = 1e-4, rel_padding: float = 1e-5,
-                 cache: LayerBoundsCache | None = None, max_gap: float | None = None) -> None:
+                 warm_steps: int | None = None, abs_padding: float = 1e-4,
+                 rel_padding: float = 1e-5, cache: LayerBoundsCache | None = None,
+                 max_gap: float | None = None) -> None:
         """``max_gap``: in a cascade, skip the optimization (answer UNKNOWN at once) when the
         hint is a CROWN verdict whose bound is below ``-max_gap``: measured on the guided
         search's queries of the shipped models, alpha-CROWN only ever proved queries whose
@@ -112,7 +119,9 @@ class AlphaCrown(_BoundVerifier):
                          cache=cache)
         self.steps = steps
         self.lr = lr
+        self.warm_steps = warm_steps
         self.max_gap = max_gap
+        self._last: tuple[tuple[int, int, int], AlphaParams] | None = None
 
     def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
         if (self.max_gap is not None and hint is not None and hint.verifier is VerifierKind.CROWN
@@ -122,5 +131,15 @@ class AlphaCrown(_BoundVerifier):
                            weakest_margins=hint.weakest_margins, stats={"skipped_gap": 1})
         return super()._run(problem, eps, hint)
 
-    def _extra(self) -> dict[str, float | int]:
-        return {"alpha_steps": self.steps, "alpha_lr": self.lr}
+    def _bound(self, problem: Problem, eps: torch.Tensor, bounds: NetworkBounds) -> MarginBound:
+        key = (id(problem.model), problem.target, problem.k)
+        start = None
+        if self.warm_steps is not None and self._last is not None and self._last[0] == key:
+            start = self._last[1]
+        result = margin_bound(problem, eps, method=self.method, joint=self.joint,
+                              network_bounds=bounds, grid=self.grid, alpha_lr=self.lr,
+                              alpha_steps=self.steps if start is None else self.warm_steps,
+                              alpha_start=start)
+        if self.warm_steps is not None and result.alpha_params is not None:
+            self._last = (key, result.alpha_params)
+        return result

@@ -8,6 +8,10 @@ the sum of the per-set bounds; the best value of each set over the steps is kept
 Intermediate bounds stay the CROWN ones, which keeps a query to a few backward passes
 of one batch of rows. The final evaluation reuses the optimized parameters as constants
 on the (possibly epsilon-dependent) bounds, so the result stays differentiable in eps.
+
+A search asks many queries on nearby boxes of one problem; their optimal slopes are
+close, so the optimized parameters of one query can start the next (``start``). Any
+slope in [0, 1] is a sound relaxation, so a start only changes speed, never soundness.
 """
 
 from __future__ import annotations
@@ -24,23 +28,50 @@ from ringcert.verify.bounds.topk import set_rows
 
 
 @dataclass(frozen=True, eq=False)
+class AlphaParams:
+    """Optimized parameters: lower ReLU slopes per ReLU layer index, each (sets, *shape),
+    and the logits of each set's convex weights (sets, k)."""
+
+    slopes: dict[int, torch.Tensor]
+    weight_logits: torch.Tensor
+
+
+@dataclass(frozen=True, eq=False)
 class AlphaResult:
     lower: torch.Tensor  # (sets,) bound per candidate set
     coef: torch.Tensor  # (sets, *input shape) input coefficients of each set's bound
+    params: AlphaParams  # the best parameters found (a start for a nearby query)
+
+
+def _start_slopes(fixed: Sequence[Interval], relus: list[int], count: int,
+                  start: AlphaParams | None) -> dict[int, torch.Tensor]:
+    slopes = {}
+    for i in relus:
+        shape = (count, *fixed[i][0].shape)
+        given = None if start is None else start.slopes.get(i)
+        if given is not None and tuple(given.shape) == shape:
+            slopes[i] = given.to(fixed[i][0].dtype).clamp(0.0, 1.0).clone()
+        else:
+            slopes[i] = default_slope(*fixed[i]).expand(*shape).clone()
+    return slopes
 
 
 def optimize_sets(network: nn.Sequential, inputs: Sequence[Interval], sets: list[tuple[int, ...]],
                   init_weights: torch.Tensor, *, num_classes: int, target: int, steps: int,
-                  lr: float) -> AlphaResult:
-    """Optimize slopes and lambdas for one row per set; ``inputs[i]`` bound layer ``i``'s input."""
+                  lr: float, start: AlphaParams | None = None) -> AlphaResult:
+    """Optimize slopes and lambdas for one row per set; ``inputs[i]`` bound layer ``i``'s input.
+    ``start``: parameters of an earlier query of the same network and sets (else CROWN's
+    slopes and ``init_weights``)."""
     last = len(network) - 1
     fixed = [(low.detach(), up.detach()) for low, up in inputs]
     count = len(sets)
     relus = [i for i, layer in enumerate(network) if isinstance(layer, nn.ReLU)]
     with torch.enable_grad():
-        alphas = {i: default_slope(*fixed[i]).expand(count, *fixed[i][0].shape).clone().requires_grad_()
-                  for i in relus}
-        theta = init_weights.detach().clamp_min(1e-3).log().requires_grad_()
+        alphas = {i: a.requires_grad_() for i, a in _start_slopes(fixed, relus, count, start).items()}
+        if start is not None and tuple(start.weight_logits.shape) == tuple(init_weights.shape):
+            theta = start.weight_logits.detach().to(init_weights.dtype).clone().requires_grad_()
+        else:
+            theta = init_weights.detach().clamp_min(1e-3).log().requires_grad_()
         optimizer = torch.optim.Adam([*alphas.values(), theta], lr=lr)
         best = torch.full((count,), -torch.inf, dtype=fixed[0][0].dtype)
         best_alphas = {i: a.detach().clone() for i, a in alphas.items()}
@@ -65,4 +96,5 @@ def optimize_sets(network: nn.Sequential, inputs: Sequence[Interval], sets: list
     rows = set_rows(sets, torch.softmax(best_theta, dim=1), num_classes, target)
     coef, bias = backward(network, inputs, rows.to(inputs[0][0].dtype), last=last,
                           alphas=best_alphas)
-    return AlphaResult(lower=concretize(coef, bias, *inputs[0]), coef=coef)
+    return AlphaResult(lower=concretize(coef, bias, *inputs[0]), coef=coef,
+                       params=AlphaParams(slopes=best_alphas, weight_logits=best_theta))

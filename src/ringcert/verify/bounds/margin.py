@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ringcert.problem import Problem
-from ringcert.verify.bounds.alpha import optimize_sets
+from ringcert.verify.bounds.alpha import AlphaParams, optimize_sets
 from ringcert.verify.bounds.crown import backward, concretize, minimizer
 from ringcert.verify.bounds.network import BoundMethod, NetworkBounds
 from ringcert.verify.bounds.network import network_bounds as compute_network_bounds
@@ -28,22 +28,25 @@ class MarginBound:
     """``lower``: scalar sound lower bound on ``min_box m`` (differentiable in eps when eps
     requires grad); ``minimizer`` (C, H, W): the box point minimizing the final linear
     bound of the weakest set; ``per_set``: bound per candidate k-set, in the order of
-    ``topk.candidate_sets``."""
+    ``topk.candidate_sets``; ``alpha_params``: alpha-CROWN's optimized parameters (None for
+    IBP and CROWN)."""
 
     lower: torch.Tensor
     minimizer: torch.Tensor
     per_set: torch.Tensor
+    alpha_params: AlphaParams | None = None
 
 
 def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, joint: bool = True,
                  network_bounds: NetworkBounds | None = None, grid: int = 4, alpha_steps: int = 20,
-                 alpha_lr: float = 0.1) -> MarginBound:
+                 alpha_lr: float = 0.1, alpha_start: AlphaParams | None = None) -> MarginBound:
     """Lower bound on the top-k margin over ``problem.box(eps)``.
 
     ``joint``: bound the candidate k-sets jointly (convex combinations on a simplex grid of
     resolution ``grid``, optimized by alpha-CROWN) rather than each class alone.
     ``network_bounds``: precomputed layer bounds on the same box (else computed here with
-    IBP for IBP, CROWN otherwise). ``alpha_steps`` / ``alpha_lr``: alpha-CROWN's Adam.
+    IBP for IBP, CROWN otherwise). ``alpha_steps`` / ``alpha_lr``: alpha-CROWN's Adam;
+    ``alpha_start``: its starting parameters (an earlier query's ``alpha_params``).
     """
     network = problem.model
     lo, hi = problem.box(eps)
@@ -70,7 +73,8 @@ def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, jo
             best_rows = torch.where(spec.member, row_lower.detach()[:, None], -torch.inf).argmax(0)
             init = -spec.rows[best_rows].gather(1, torch.tensor(spec.sets, dtype=torch.long))
             found = optimize_sets(network, inputs, spec.sets, init, num_classes=num_classes,
-                                  target=problem.target, steps=alpha_steps, lr=alpha_lr)
+                                  target=problem.target, steps=alpha_steps, lr=alpha_lr,
+                                  start=alpha_start)
             crown_per_set, per_set = per_set, torch.maximum(per_set, found.lower)
         weakest = int(per_set.detach().argmin())
         best_row = int(torch.where(spec.member[:, weakest], row_lower.detach(), -torch.inf).argmax())
@@ -80,7 +84,8 @@ def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, jo
         if weakest_coef is None:
             weakest_coef = _linearization(problem, spec.rows[best_row], lo, hi)
         point = minimizer(weakest_coef.detach(), lo.detach(), hi.detach())
-        return MarginBound(lower=per_set.min(), minimizer=point, per_set=per_set)
+        return MarginBound(lower=per_set.min(), minimizer=point, per_set=per_set,
+                           alpha_params=None if found is None else found.params)
 
 
 def _linearization(problem: Problem, row: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
