@@ -162,8 +162,25 @@ def _indices(text: str) -> list[int]:
     return values
 
 
-def cmd_analyze(args: argparse.Namespace) -> None:
-    from ringcert.analysis import analysis_tasks, parse_weights, run_task, summary_table
+def _analysis_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The validated analysis settings shared by ``analyze`` and ``compare --run``
+    (without algorithm and shrink, which the caller adds)."""
+    from ringcert.analysis import parse_weights
+
+    if not 0 < args.delta <= 1:
+        raise RingcertError(f"--delta must be in (0, 1], got {args.delta}")
+    if not 1 <= args.k <= 9:
+        raise RingcertError(f"--k must be in 1..9 (10 classes, one is the target), got {args.k}")
+    parse_weights(args.weights)
+    return {"gradient": args.gradient, "verifier": args.verifier, "weights": args.weights,
+            "delta": args.delta, "k": args.k, "max_queries": args.budget,
+            "time_limit": args.time_limit}
+
+
+def _run_analyses(args: argparse.Namespace, settings: dict[str, object], out: str) -> None:
+    """Run (or resume) the batch of models x images x sides with ``settings`` into ``out``,
+    print its summary table; a one-line error if any analysis failed."""
+    from ringcert.analysis import analysis_tasks, run_task, summary_table
     from ringcert.batch import ResultStore, read_record, run_batch
     from ringcert.data.double_mnist import TEST_SPLIT_SIZE
     from ringcert.models.modelfile import load_model
@@ -176,35 +193,54 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         else [0, 1, 2]
     if max(indices) >= TEST_SPLIT_SIZE:
         raise RingcertError(f"image index {max(indices)} is out of range 0..{TEST_SPLIT_SIZE - 1}")
-    if not 0 < args.delta <= 1:
-        raise RingcertError(f"--delta must be in (0, 1], got {args.delta}")
-    if not 1 <= args.k <= 9:
-        raise RingcertError(f"--k must be in 1..9 (10 classes, one is the target), got {args.k}")
-    parse_weights(args.weights)
     sides = [Side.LEFT, Side.RIGHT] if args.target == "both" else [Side(args.target)]
-    settings = {"algorithm": args.algorithm, "shrink": args.shrink, "gradient": args.gradient,
-                "verifier": args.verifier, "weights": args.weights, "delta": args.delta,
-                "k": args.k, "max_queries": args.budget, "time_limit": args.time_limit}
     tasks = analysis_tasks(models=models, indices=indices, sides=sides, settings=settings)
-    summary = run_batch(tasks, run_task, args.out, workers=args.workers, dask=args.dask,
+    summary = run_batch(tasks, run_task, out, workers=args.workers, dask=args.dask,
                         resume=not args.force, progress=not args.quiet)
-    store = ResultStore(args.out)
+    store = ResultStore(out)
     records = [record for task in tasks
                if (record := read_record(store.json_path(task))) is not None
                and record.get("task_key") == task.key]
     if records:
         print(summary_table(records))
     print(f"{summary.completed} analyses run, {summary.skipped} reused, "
-          f"{len(summary.failures)} failed in {summary.elapsed_s:.1f}s; results in {args.out}/")
+          f"{len(summary.failures)} failed in {summary.elapsed_s:.1f}s; results in {out}/")
     for failure in summary.failures:
         print(f"failed {failure.task.label}: {failure.message}", file=sys.stderr)
     if summary.failures:
         raise RingcertError(f"{len(summary.failures)} analyses failed (rerun to retry them)")
 
 
+def cmd_analyze(args: argparse.Namespace) -> None:
+    settings = {"algorithm": args.algorithm, "shrink": args.shrink, **_analysis_settings(args)}
+    _run_analyses(args, settings, args.out)
+
+
+def comparison_variants(algorithms: Sequence[str], shrinks: Sequence[str]
+                        ) -> list[tuple[str, dict[str, str]]]:
+    """``(subfolder, algorithm settings)`` per variant ``compare --run`` runs: every
+    algorithm, and the guided search once per shrink rule."""
+    variants = []
+    for algorithm in dict.fromkeys(algorithms):
+        for shrink in (dict.fromkeys(shrinks) if algorithm == "guided" else ["fixed"]):
+            folder = f"guided-{shrink}" if algorithm == "guided" else algorithm
+            variants.append((folder, {"algorithm": algorithm, "shrink": shrink}))
+    return variants
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     from ringcert.report.compare import compare, markdown_table
 
+    if args.run_missing:
+        if len(args.results) != 1:
+            raise RingcertError("compare --run takes exactly one results folder to fill")
+        shared = _analysis_settings(args)
+        for folder, variant in comparison_variants(args.algorithm or ["uniform", "naive", "guided"],
+                                                   args.shrink or ["fixed", "sensitivity"]):
+            print(f"== {folder}")
+            _run_analyses(args, {**variant, **shared}, str(Path(args.results[0]) / folder))
     comparison = compare(args.results, args.out)
     print(markdown_table(comparison.rows), end="")
     print(f"tables and {len(comparison.figures)} plots in {args.out}/")
@@ -214,6 +250,40 @@ def cmd_report(args: argparse.Namespace) -> None:
     from ringcert.report.html import build_report
 
     print(f"wrote {build_report(args.results, args.out)}")
+
+
+ALGORITHMS = ["uniform", "naive", "guided"]
+SHRINKS = ["fixed", "sensitivity"]
+VERIFIERS = ["cascade", "attack", "ibp", "crown", "alpha-crown", "milp"]
+
+
+def _analysis_options(parser: argparse.ArgumentParser) -> None:
+    """What to analyse and how, for ``analyze`` and ``compare --run``."""
+    parser.add_argument("--model", action="append",
+                        help="shipped name or model file (repeatable; default: none, l0, pgd)")
+    parser.add_argument("--index", type=_indices, action="append",
+                        help="test image indices, e.g. 0-9 or 3,5 (repeatable; default: 0-2)")
+    parser.add_argument("--target", choices=["left", "right", "both"], default="right")
+    parser.add_argument("--gradient", choices=["weakest-points", "bound"], default="bound",
+                        help="guided search step: an LP step on the CROWN bound's gradient in "
+                             "epsilon (default), or the seed's RL gradient from the verifier's "
+                             "weakest points")
+    parser.add_argument("--verifier", default="cascade", choices=VERIFIERS)
+    parser.add_argument("--k", type=int, default=2, help="top-k (default 2)")
+    parser.add_argument("--weights", default="uniform",
+                        help="ring weights: uniform, area, or a file with one number per ring")
+    parser.add_argument("--delta", type=float, default=0.01, help="resolution of maximality")
+    parser.add_argument("--budget", type=_count, help="verifier queries per analysis")
+    parser.add_argument("--time-limit", type=float, default=20.0,
+                        help="seconds per analysis, checked between queries (default 20: "
+                             "the default run finishes in a few minutes)")
+    parallel = parser.add_mutually_exclusive_group()
+    parallel.add_argument("--workers", type=_count, default=1, help="local worker processes")
+    parallel.add_argument("--dask", metavar="ADDRESS",
+                          help="Dask scheduler, e.g. tcp://host:8786 (instead of --workers)")
+    parser.add_argument("--force", action="store_true",
+                        help="redo analyses whose results already exist")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,8 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = verify.add_mutually_exclusive_group(required=True)
     group.add_argument("--eps", help="comma-separated epsilon per ring (ring 0 = perturbed digit)")
     group.add_argument("--eps-uniform", type=float, help="one epsilon for every ring")
-    verify.add_argument("--verifier", default="cascade",
-                        choices=["cascade", "attack", "ibp", "crown", "alpha-crown", "milp"])
+    verify.add_argument("--verifier", default="cascade", choices=VERIFIERS)
     verify.add_argument("--time-limit", type=float, default=60.0,
                         help="seconds for the complete (MILP) stage")
     verify.add_argument("--k", type=int, default=2)
@@ -278,43 +347,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = sub.add_parser(
         "analyze", help="maximal verified layered neighborhoods: JSON + heatmap per image")
-    analyze.add_argument("--model", action="append",
-                         help="shipped name or model file (repeatable; default: none, l0, pgd)")
-    analyze.add_argument("--index", type=_indices, action="append",
-                         help="test image indices, e.g. 0-9 or 3,5 (repeatable; default: 0-2)")
-    analyze.add_argument("--target", choices=["left", "right", "both"], default="right")
-    analyze.add_argument("--algorithm", choices=["uniform", "naive", "guided"], default="guided")
-    analyze.add_argument("--shrink", choices=["fixed", "sensitivity"], default="fixed",
+    analyze.add_argument("--algorithm", choices=ALGORITHMS, default="guided")
+    analyze.add_argument("--shrink", choices=SHRINKS, default="fixed",
                          help="cutting weights of the guided search's CEGIS step")
-    analyze.add_argument("--gradient", choices=["weakest-points", "bound"],
-                         default="bound",
-                         help="guided search step: an LP step on the CROWN bound's gradient in "
-                              "epsilon (default), or the seed's RL gradient from the verifier's "
-                              "weakest points")
-    analyze.add_argument("--verifier", default="cascade",
-                         choices=["cascade", "attack", "ibp", "crown", "alpha-crown", "milp"])
-    analyze.add_argument("--k", type=int, default=2, help="top-k (default 2)")
-    analyze.add_argument("--weights", default="uniform",
-                         help="ring weights: uniform, area, or a file with one number per ring")
-    analyze.add_argument("--delta", type=float, default=0.01, help="resolution of maximality")
-    analyze.add_argument("--budget", type=_count, help="verifier queries per analysis")
-    analyze.add_argument("--time-limit", type=float, default=20.0,
-                         help="seconds per analysis, checked between queries (default 20: "
-                              "the default run finishes in a few minutes)")
+    _analysis_options(analyze)
     analyze.add_argument("--out", default="ringcert-out")
-    parallel = analyze.add_mutually_exclusive_group()
-    parallel.add_argument("--workers", type=_count, default=1, help="local worker processes")
-    parallel.add_argument("--dask", metavar="ADDRESS",
-                          help="Dask scheduler, e.g. tcp://host:8786 (instead of --workers)")
-    analyze.add_argument("--force", action="store_true",
-                         help="redo analyses whose results already exist")
-    analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(run=cmd_analyze)
 
     compare = sub.add_parser("compare", help="tables and plots: models x algorithms over results")
     compare.add_argument("results", nargs="+", metavar="DIR",
                          help="results folder(s) of ringcert analyze (searched recursively)")
     compare.add_argument("--out", default="ringcert-compare")
+    compare.add_argument("--run", action="store_true", dest="run_missing",
+                         help="first run what is missing in DIR: every --algorithm (and the guided "
+                              "search with every --shrink) over --model x --index x --target, "
+                              "one subfolder per variant, resumable")
+    compare.add_argument("--algorithm", action="append", choices=ALGORITHMS,
+                         help="with --run (repeatable; default: uniform, naive, guided)")
+    compare.add_argument("--shrink", action="append", choices=SHRINKS,
+                         help="with --run (repeatable; default: fixed, sensitivity)")
+    _analysis_options(compare)
     compare.set_defaults(run=cmd_compare)
 
     report = sub.add_parser("report", help="a static HTML page (tables, plots, heatmaps)")

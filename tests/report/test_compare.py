@@ -126,3 +126,35 @@ def test_cli_compare_and_report(results, tmp_path, capsys):
     assert (tmp_path / "r" / "index.html").is_file()
     assert main(["compare", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_comparison_variants_cover_every_algorithm_and_guided_shrink():
+    from ringcert.cli import comparison_variants
+
+    assert comparison_variants(["uniform", "guided", "naive", "guided"], ["fixed", "sensitivity"]) == [
+        ("uniform", {"algorithm": "uniform", "shrink": "fixed"}),
+        ("guided-fixed", {"algorithm": "guided", "shrink": "fixed"}),
+        ("guided-sensitivity", {"algorithm": "guided", "shrink": "sensitivity"}),
+        ("naive", {"algorithm": "naive", "shrink": "fixed"})]
+
+
+def test_cli_compare_runs_what_is_missing_then_resumes(tmp_path, capsys):
+    from ringcert.cli import main
+
+    argv = ["compare", str(tmp_path / "runs"), "--out", str(tmp_path / "c"), "--run",
+            "--model", "pgd", "--index", "0", "--algorithm", "uniform", "--algorithm", "guided",
+            "--shrink", "fixed", "--budget", "4", "--quiet"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert "2 analyses run" not in first and first.count("1 analyses run, 0 reused") == 2
+    for folder in ("uniform", "guided-fixed"):
+        records = list((tmp_path / "runs" / folder / "pgd").glob("*.json"))
+        assert len(records) == 1 and json.loads(records[0].read_text())["queries"]["total"] <= 4
+    with (tmp_path / "c" / "summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["model"], r["algorithm"], r["shrink"], r["gradient"]) for r in rows} == {
+        ("pgd", "uniform", "-", "-"), ("pgd", "guided", "fixed", "bound")}
+    assert main(argv) == 0  # everything is on disk now: nothing runs again
+    assert capsys.readouterr().out.count("0 analyses run, 1 reused") == 2
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--run"]) == 2
+    assert "exactly one results folder" in capsys.readouterr().err
