@@ -1,10 +1,12 @@
 """Search algorithms side by side on DOUBLE-MNIST test images x the shipped models.
 
-For each algorithm (uniform, naive, guided with fixed and with sensitivity cutting
-weights) prints mean and median size (w . eps), queries (total, and the search phase
-alone), time, and the fraction of rings refuted by a counterexample; then checks the
-targets: guided reaches at least naive's size with at most a third of its queries
-(median over images), and every layered result is at least uniform's size.
+For each algorithm (uniform, naive, and the guided search with fixed and with sensitivity
+cutting weights: ``guided-*`` is the default step rule, the seed's then LP steps on the
+CROWN bound; ``seed-*`` the seed's rule alone; ``bound-only`` the LP steps alone) prints
+mean and median size (w . eps), queries (total, and the search phase alone), time, and
+the fraction of rings refuted by a counterexample; then checks the targets: guided
+reaches at least naive's size with at most a third of its queries (median over images),
+and every layered result is at least uniform's size.
 
     python benchmarks/search.py --images 10 --models none l0 pgd --time-limit 600
 
@@ -27,12 +29,15 @@ from ringcert.models.modelfile import load_model
 from ringcert.samples import Side, sample_problem, test_sample
 from ringcert.search import Algorithm, GradientSource, Shrink
 
-POINTS, BOUND = GradientSource.WEAKEST_POINTS, GradientSource.BOUND
+POINTS, BOUND, BOTH = GradientSource.WEAKEST_POINTS, GradientSource.BOUND, GradientSource.BOTH
 CONFIGS = {"uniform": (Algorithm.UNIFORM, Shrink.FIXED, POINTS),
            "naive": (Algorithm.NAIVE, Shrink.FIXED, POINTS),
-           "guided-fixed": (Algorithm.GUIDED, Shrink.FIXED, POINTS),
-           "guided-sensitivity": (Algorithm.GUIDED, Shrink.SENSITIVITY, POINTS),
-           "guided-bound": (Algorithm.GUIDED, Shrink.FIXED, BOUND)}
+           "guided-fixed": (Algorithm.GUIDED, Shrink.FIXED, BOTH),
+           "guided-sensitivity": (Algorithm.GUIDED, Shrink.SENSITIVITY, BOTH),
+           "seed-fixed": (Algorithm.GUIDED, Shrink.FIXED, POINTS),
+           "seed-sensitivity": (Algorithm.GUIDED, Shrink.SENSITIVITY, POINTS),
+           "bound-only": (Algorithm.GUIDED, Shrink.FIXED, BOUND)}
+GUIDED = [name for name, config in CONFIGS.items() if config[0] is Algorithm.GUIDED]
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def report(rows: list[Row], configs: list[str]) -> None:
               f"{sum(r.exhausted for r in mine):4d}")
     by_key = {(r.config, r.model, r.image): r for r in rows}
     pairs = sorted({(r.model, r.image) for r in rows})
-    for guided in ("guided-fixed", "guided-sensitivity", "guided-bound"):
+    for guided in GUIDED:
         ratios, reached = [], []
         for key in pairs:
             g, n = by_key.get((guided, *key)), by_key.get(("naive", *key))
@@ -105,11 +110,13 @@ def report(rows: list[Row], configs: list[str]) -> None:
         if ratios:
             print(f"{guided}: median queries / naive's = {statistics.median(ratios):.3f} "
                   f"(target <= 1/3); size >= naive's on {sum(reached)}/{len(reached)} images")
-    layered = [r for r in rows if r.config != "uniform"]
-    beaten = [r.size >= by_key[("uniform", r.model, r.image)].size - 1e-9 for r in layered
-              if ("uniform", r.model, r.image) in by_key]
-    if beaten:
-        print(f"layered >= uniform size: {sum(beaten)}/{len(beaten)}")
+    for config in configs:
+        if config == "uniform":
+            continue
+        beaten = [r.size >= by_key[("uniform", r.model, r.image)].size - 1e-9 for r in rows
+                  if r.config == config and ("uniform", r.model, r.image) in by_key]
+        if beaten:
+            print(f"{config}: size >= uniform's on {sum(beaten)}/{len(beaten)} images")
 
 
 def main() -> None:

@@ -99,7 +99,7 @@ def _verifier_of(verifier: Verifier | str, time_limit: float | None = None
 def analyze(problem: Problem, *, algorithm: Algorithm | str = Algorithm.GUIDED,
             verifier: Verifier | str = "cascade", settings: SearchSettings | None = None,
             delta: float = 0.01, shrink: Shrink | str = Shrink.FIXED,
-            gradient: GradientSource | str = GradientSource.BOUND,
+            gradient: GradientSource | str = GradientSource.BOTH,
             max_queries: int | None = None, time_limit: float | None = None,
             model_name: str = "model", image_index: int | None = None,
             target: Side | str | None = None) -> AnalysisResult:
@@ -197,7 +197,7 @@ def run_task(task: AnalysisTask) -> TaskOutput:
     result = analyze(problem, algorithm=options.get("algorithm", "guided"),
                      verifier=options.get("verifier", "cascade"),
                      delta=options.get("delta", 0.01), shrink=options.get("shrink", "fixed"),
-                     gradient=options.get("gradient", GradientSource.BOUND.value),
+                     gradient=options.get("gradient", GradientSource.BOTH.value),
                      max_queries=options.get("max_queries"),
                      time_limit=options.get("time_limit"), model_name=name,
                      image_index=task.image_index, target=side)

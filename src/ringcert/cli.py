@@ -264,10 +264,11 @@ def _analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", type=_indices, action="append",
                         help="test image indices, e.g. 0-9 or 3,5 (repeatable; default: 0-2)")
     parser.add_argument("--target", choices=["left", "right", "both"], default="right")
-    parser.add_argument("--gradient", choices=["weakest-points", "bound"], default="bound",
-                        help="guided search step: an LP step on the CROWN bound's gradient in "
-                             "epsilon (default), or the seed's RL gradient from the verifier's "
-                             "weakest points")
+    parser.add_argument("--gradient", choices=["weakest-points", "bound", "weakest-points+bound"],
+                        default="weakest-points+bound",
+                        help="guided search steps: the seed's (RL gradient at the verifier's "
+                             "weakest points), LP steps on the CROWN bound's gradient in epsilon, "
+                             "or the first then the second (default)")
     parser.add_argument("--verifier", default="cascade", choices=VERIFIERS)
     parser.add_argument("--k", type=int, default=2, help="top-k (default 2)")
     parser.add_argument("--weights", default="uniform",

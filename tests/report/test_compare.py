@@ -153,7 +153,7 @@ def test_cli_compare_runs_what_is_missing_then_resumes(tmp_path, capsys):
     with (tmp_path / "c" / "summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert {(r["model"], r["algorithm"], r["shrink"], r["gradient"]) for r in rows} == {
-        ("pgd", "uniform", "-", "-"), ("pgd", "guided", "fixed", "bound")}
+        ("pgd", "uniform", "-", "-"), ("pgd", "guided", "fixed", "weakest-points+bound")}
     assert main(argv) == 0  # everything is on disk now: nothing runs again
     assert capsys.readouterr().out.count("0 analyses run, 1 reused") == 2
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--run"]) == 2

@@ -9,7 +9,7 @@ candidate goes to the CEGIS step: rings its counterexample implicates are frozen
 the step is below its floor, ``l`` below ``l_min``, every ring is frozen or saturated, or
 the budget is spent. The runner's maximality pass then completes every ring to ``delta``.
 
-Two step rules (``GradientSource``):
+Two step rules, used alone or one after the other (``GradientSource``):
 
 - ``weakest-points`` (the seed's): the robustness-level gradient per ring ``G`` from the
   verifier's weakest points (MaRVeL); step along ``max(0, w - l' G)``
@@ -22,6 +22,11 @@ Two step rules (``GradientSource``):
   solved exactly by sorting rings by ``w_d / -d b/d eps_d``): it may shrink rings whose
   epsilon costs much bound per unit of size to grow cheaper ones, so it walks along the
   provable region's boundary instead of stopping at the first point it reaches there.
+- ``weakest-points+bound`` (the default): the seed's rule until it stops, then ``bound``
+  steps from there (trust region ``refine_step``, frozen rings released). On the shipped
+  models (benchmarks/search.py) it finds larger neighborhoods than either rule alone: the
+  seed's rule quickly reaches a balanced vector, the LP steps then move epsilon from rings
+  where it costs much bound to rings where it costs little.
 """
 
 from __future__ import annotations
@@ -47,11 +52,13 @@ class GuidedSettings:
     steps also shrink rings and keep finding size at finer steps);
     ``freeze_fraction``: freeze the rings that carry this share of a counterexample's
     first-order margin loss outside the verified box; ``keep``: the share of the current
-    CROWN bound a ``bound`` step keeps in its linear model (the rest is spent on growth)."""
+    CROWN bound a ``bound`` step keeps in its linear model (the rest is spent on growth);
+    ``refine_step``: the trust region the ``bound`` phase of ``weakest-points+bound``
+    starts with."""
 
     delta: float = 0.01
     shrink: Shrink = Shrink.FIXED
-    gradient: GradientSource = GradientSource.BOUND
+    gradient: GradientSource = GradientSource.BOTH
     lr: float = 0.1
     l0: float = 0.99
     l_decay: float = 0.75
@@ -61,6 +68,7 @@ class GuidedSettings:
     min_step: float | None = None
     freeze_fraction: float = 0.5
     keep: float = 0.5
+    refine_step: float = 0.025
     max_iterations: int = 1000
 
 
@@ -177,8 +185,7 @@ class _State:
             self.points = verdict.weakest_points
 
 
-def _points_candidate(problem: Problem, state: _State, settings: GuidedSettings,
-                      active: np.ndarray) -> np.ndarray | None:
+def _points_candidate(problem: Problem, state: _State, active: np.ndarray) -> np.ndarray | None:
     """The seed's step along ``max(0, w - l' G)``; None when the RL term blocks every ring."""
     rl_grad = points_gradient(problem, state.points, state.eps)
     direction = _direction(problem.weights, rl_grad, state.level, active)
@@ -202,10 +209,23 @@ def _bound_candidate(problem: Problem, state: _State, settings: GuidedSettings) 
 
 def guided_search(oracle: Oracle, settings: GuidedSettings) -> np.ndarray:
     """Returns the last accepted vector (the oracle tracks the best proved one)."""
+    cw = cutting_weights(oracle.problem, settings.shrink)
+    state = _State(oracle.problem, settings)
+    if settings.gradient is not GradientSource.BOUND:
+        _phase(oracle, state, settings, cw, by_bound=False)
+    if settings.gradient is GradientSource.WEAKEST_POINTS:
+        return state.eps
+    if settings.gradient is GradientSource.BOTH:  # refine from where the seed's rule stopped
+        state.step = settings.refine_step
+        state.frozen[:] = False
+    _phase(oracle, state, settings, cw, by_bound=True)
+    return state.eps
+
+
+def _phase(oracle: Oracle, state: _State, settings: GuidedSettings, cw: np.ndarray, *,
+           by_bound: bool) -> None:
+    """Steps of one rule until it stops (see the module docstring)."""
     problem = oracle.problem
-    cw = cutting_weights(problem, settings.shrink)
-    state = _State(problem, settings)
-    by_bound = settings.gradient is GradientSource.BOUND
     min_step = settings.min_step if settings.min_step is not None else (0.1 if by_bound else 1.0)
     for _ in range(settings.max_iterations):
         active = ~state.frozen & (state.eps < 1.0)
@@ -217,7 +237,7 @@ def guided_search(oracle: Oracle, settings: GuidedSettings) -> np.ndarray:
             if candidate is None:
                 break
         else:
-            candidate = _points_candidate(problem, state, settings, active)
+            candidate = _points_candidate(problem, state, active)
             if candidate is None:
                 state.level *= settings.l_decay  # the RL term blocks every ring: weigh it less
                 continue
@@ -227,7 +247,6 @@ def guided_search(oracle: Oracle, settings: GuidedSettings) -> np.ndarray:
             state.step = min(1.0, state.step * settings.step_growth)
             continue
         _cegis(oracle, state, decision, cw, settings)
-    return state.eps
 
 
 def _cegis(oracle: Oracle, state: _State, failed: Decision, cw: np.ndarray,

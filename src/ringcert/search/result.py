@@ -25,6 +25,7 @@ class GradientSource(Enum):
 
     WEAKEST_POINTS = "weakest-points"  # the seed / MaRVeL: RL gradient at the weakest points
     BOUND = "bound"  # an LP step on the CROWN bound's gradient in epsilon (Liu et al. 2019)
+    BOTH = "weakest-points+bound"  # the seed's rule until it stops, then bound steps
 
 
 class MaximalityStatus(Enum):
