@@ -13,7 +13,9 @@ then run through MILP variants (each tractability measure on its own):
 - ``falsify``: crown+ws+es after a stronger PGD phase (32 restarts x 100 steps);
 - ``tighten``: falsify plus alpha-optimized second-conv bounds (``milp_bounds``);
 - ``tighten+pool64``: plus max-pool binaries only for the 64 widest windows (Planet
-  relaxation for the others).
+  relaxation for the others);
+- ``bab``: not a MILP: branch and bound over ReLU splits with CROWN bounds per branch
+  (``verify/bab.py``), default settings (its own PGD phase first).
 
 Prints the fraction settled within each time limit and the median time.
 Usage: ``python benchmarks/complete.py --queries 30 --limits 30 60 120``.
@@ -33,9 +35,10 @@ from ringcert.errors import RingcertError
 from ringcert.models.modelfile import load_model
 from ringcert.problem import Problem
 from ringcert.verify.attack import Attack
+from ringcert.verify.bab import BranchAndBound
 from ringcert.verify.bounds import BoundMethod, margin_bound
 from ringcert.verify.milp import Milp
-from ringcert.verify.verdict import Status
+from ringcert.verify.verdict import Status, Verifier
 
 VARIANTS = {
     "baseline": {"bounds": BoundMethod.IBP, "warm_start": False, "early_stop": False},
@@ -46,7 +49,15 @@ VARIANTS = {
     "falsify": {"attack_restarts": 32},
     "tighten": {"attack_restarts": 32, "tighten_steps": 30},
     "tighten+pool64": {"attack_restarts": 32, "tighten_steps": 30, "pool_budget": 64},
+    "bab": {"verifier": BranchAndBound},
 }
+
+
+def build(variant: str, time_limit: float) -> Verifier:
+    """The variant's verifier (a ``Milp`` unless its settings name another class)."""
+    settings = dict(VARIANTS[variant])
+    verifier = settings.pop("verifier", Milp)
+    return verifier(time_limit=time_limit, **settings)
 
 
 def ring_eps(problem: Problem, level: float, width: int) -> np.ndarray:
@@ -118,7 +129,7 @@ def main() -> None:
     limits = sorted(args.limits)
     results: dict[str, list[tuple[Status, float]]] = {}
     for variant in args.variants:
-        verifier = Milp(time_limit=limits[-1], **VARIANTS[variant])
+        verifier = build(variant, limits[-1])
         rows = []
         for label, problem, eps, hint in queries:
             began = time.perf_counter()
@@ -127,7 +138,8 @@ def main() -> None:
             rows.append((verdict.status, elapsed))
             print(f"  {variant:14s} {label:24s} {verdict.status.value:10s} {elapsed:7.1f}s "
                   f"bound={verdict.bound} unstable={verdict.stats.get('unstable')} "
-                  f"binaries={verdict.stats.get('binaries')} nodes={verdict.stats.get('nodes')}",
+                  f"binaries={verdict.stats.get('binaries')} "
+                  f"nodes={verdict.stats.get('nodes', verdict.stats.get('branches'))}",
                   flush=True)
         results[variant] = rows
     print("\n" + f"{'variant':16s}" + "".join(f"{'settled<=' + f'{t:g}' + 's':>14s}" for t in limits)

@@ -254,7 +254,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 ALGORITHMS = ["uniform", "naive", "guided"]
 SHRINKS = ["fixed", "sensitivity"]
-VERIFIERS = ["cascade", "attack", "ibp", "crown", "alpha-crown", "milp"]
+VERIFIERS = ["cascade", "attack", "ibp", "crown", "alpha-crown", "milp", "bab"]
 
 
 def _analysis_options(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""IBP / CROWN / alpha-CROWN soundness on the seed classifier (shipped ``none`` model when
+"""IBP / CROWN / alpha-CROWN soundness on the seed classifier (each shipped model when
 installed, else a random initialisation) on a DOUBLE-MNIST test image, against >= 1,000
 points of the box (uniform samples, corners, PGD results)."""
 
@@ -18,10 +18,10 @@ from ringcert.verify.verdict import Status
 from tests.verify.test_bounds import TOL, assert_layer_bounds_sound, box_points, pair_maxima
 
 
-@pytest.fixture(scope="module")
-def problem() -> Problem:
+@pytest.fixture(scope="module", params=["none", "l0", "pgd"])
+def problem(request: pytest.FixtureRequest) -> Problem:
     try:
-        network = load_model("none").network
+        network = load_model(request.param).network
     except RingcertError:
         torch.manual_seed(0)
         network = seed_classifier().eval()

@@ -22,19 +22,21 @@ class VerifierName(Enum):
     CROWN = "crown"
     ALPHA_CROWN = "alpha-crown"
     MILP = "milp"
+    BAB = "bab"
 
 
 def make_verifier(name: VerifierName | str, *, time_limit: float = 60.0,
                   max_unstable: int | None = None, alpha_gap: float | None = None) -> Verifier:
     """A verifier with default settings.
 
-    ``time_limit`` bounds the complete (MILP) stage per query. The two gates are for
-    searches, which ask hundreds of queries and treat UNKNOWN as not robust anyway:
-    ``alpha_gap`` skips alpha-CROWN when CROWN's bound is below ``-alpha_gap``, and
-    ``max_unstable`` skips the MILP when more ReLUs are unstable (see ``Milp``). A single
-    ``ringcert verify`` query runs every stage in full. alpha-CROWN starts each query from
-    the previous query's slopes and then takes 5 steps instead of 20 (as tight on the
-    shipped models' search queries, at 40% of the time; see ``AlphaCrown``).
+    ``time_limit`` bounds the complete stage (MILP, or branch and bound for ``bab``) per
+    query. The two gates are for searches, which ask hundreds of queries and treat UNKNOWN
+    as not robust anyway: ``alpha_gap`` skips alpha-CROWN when CROWN's bound is below
+    ``-alpha_gap``, and ``max_unstable`` skips the MILP when more ReLUs are unstable (see
+    ``Milp``). A single ``ringcert verify`` query runs every stage in full. alpha-CROWN
+    starts each query from the previous query's slopes and then takes 5 steps instead of
+    20 (as tight on the shipped models' search queries, at 40% of the time; see
+    ``AlphaCrown``).
     """
     from ringcert.verify.attack import Attack
     from ringcert.verify.propagation import AlphaCrown, Crown, Ibp, LayerBoundsCache
@@ -51,6 +53,10 @@ def make_verifier(name: VerifierName | str, *, time_limit: float = 60.0,
                                _milp(time_limit, max_unstable, shared)])
     if name is VerifierName.MILP:
         return _milp(time_limit, max_unstable)
+    if name is VerifierName.BAB:
+        from ringcert.verify.bab import BranchAndBound
+
+        return BranchAndBound(time_limit=time_limit)
     if name is VerifierName.IBP:
         return Ibp()
     if name is VerifierName.CROWN:

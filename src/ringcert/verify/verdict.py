@@ -33,6 +33,7 @@ class VerifierKind(Enum):
     CROWN = "crown"
     ALPHA_CROWN = "alpha-crown"
     MILP = "milp"
+    BAB = "bab"
     CASCADE = "cascade"
 
 

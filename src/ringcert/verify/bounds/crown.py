@@ -134,17 +134,69 @@ def crown_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tenso
     for index, layer in enumerate(network):
         current = ops[index].ibp(layer, *inputs[index])
         current = (torch.maximum(current[0], plain[index][0]), torch.minimum(current[1], plain[index][1]))
-        last = index == len(network) - 1
-        feeds_relaxation = not last and not ops[index + 1].affine
-        if (last or feeds_relaxation) and _needs_crown(ops, index):
-            lower, upper = current
-            select = upper > lower
-            if not last and isinstance(network[index + 1], nn.ReLU):
-                # stable neurons need nothing, unless the ReLU feeds a max-pool, whose
-                # relaxation uses the width of active neurons too
-                feeds_pool = index + 2 < len(network) and not ops[index + 2].affine
-                select = (lower < 0) & (upper > 0) | (feeds_pool & select & (lower >= 0))
+        select = _crown_select(network, ops, index, current)
+        if select is not None:
             current = _refine(network, inputs, index, current, select, use_patches=use_patches)
         bounds.append(current)
         inputs.append(current)
+    return bounds
+
+
+def _crown_select(network: nn.Sequential, ops: Sequence[OperatorBounds], index: int,
+                  current: Interval) -> torch.Tensor | None:
+    """The neurons of layer ``index``'s output worth a CROWN bound (None: none are): on the
+    inputs of ReLU / MaxPool layers and on the output, where IBP is not exact already."""
+    last = index == len(network) - 1
+    feeds_relaxation = not last and not ops[index + 1].affine
+    if not (last or feeds_relaxation) or not _needs_crown(ops, index):
+        return None
+    lower, upper = current
+    select = upper > lower
+    if not last and isinstance(network[index + 1], nn.ReLU):
+        # stable neurons need nothing, unless the ReLU feeds a max-pool, whose
+        # relaxation uses the width of active neurons too
+        feeds_pool = index + 2 < len(network) and not ops[index + 2].affine
+        select = (lower < 0) & (upper > 0) | (feeds_pool & select & (lower >= 0))
+    return select
+
+
+def _reach(op: OperatorBounds, layer: nn.Module, mask: torch.Tensor) -> torch.Tensor:
+    """Outputs of ``layer`` that depend on an input where ``mask`` (0/1 floats) is set: the
+    interval ``[-mask, mask]`` pushed through the layer is wide exactly there."""
+    lower, upper = op.ibp(layer, -mask, mask)
+    return (upper > lower).to(mask.dtype)
+
+
+def branch_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor,
+                        given: Sequence[Interval], *, start: int, changed: torch.Tensor
+                        ) -> list[Interval] | None:
+    """Layer bounds on a sub-domain of a branch and bound branch (``verify/branching.py``).
+
+    ``given[i]`` already bounds layer ``i``'s output on the sub-domain: the parent's bounds,
+    with split neurons clamped to ``[max(l, 0), u]`` or ``[l, min(u, 0)]``. Layers before
+    ``start`` keep them; from ``start`` on, each layer gets IBP from its new input bounds
+    intersected with ``given`` (so never looser than the parent), then CROWN on the inputs
+    of ReLU / MaxPool layers, for the neurons that depend on an element of ``changed`` (a
+    mask on layer ``start``'s input: the clamped neuron or the split pixel; the CROWN bound
+    of any other neuron is the parent's). The output layer keeps IBP (the margin bound does
+    not use it). After Bunel et al., JMLR 2020, "Branch and bound for piecewise linear
+    neural network verification". Returns None when a lower bound exceeds its upper bound
+    beyond float slack: the sub-domain is empty.
+    """
+    ops = [operator_for(layer) for layer in network]
+    bounds = list(given)
+    reach = changed.to(lo.dtype)
+    for index in range(start, len(network)):
+        layer = network[index]
+        inputs = [(lo, hi), *bounds[:index]]
+        reach = _reach(ops[index], layer, reach)
+        low, up = ops[index].ibp(layer, *inputs[index])
+        current = (torch.maximum(low, given[index][0]), torch.minimum(up, given[index][1]))
+        select = None if index == len(network) - 1 else _crown_select(network, ops, index, current)
+        if select is not None:
+            current = _refine(network, inputs, index, current, select & (reach > 0))
+        gap = current[0] - current[1]
+        if bool((gap > FLOAT_SLACK * (1 + current[0].abs() + current[1].abs())).any()):
+            return None
+        bounds[index] = current
     return bounds

@@ -29,17 +29,22 @@ class MarginBound:
     requires grad); ``minimizer`` (C, H, W): the box point minimizing the final linear
     bound of the weakest set; ``per_set``: bound per candidate k-set, in the order of
     ``topk.candidate_sets``; ``alpha_params``: alpha-CROWN's optimized parameters (None for
-    IBP and CROWN)."""
+    IBP and CROWN); ``row`` (n,): the specification row (coefficients on the logits) with
+    the best IBP / CROWN bound for the weakest set (branch and bound scores splits with it).
+    """
 
     lower: torch.Tensor
     minimizer: torch.Tensor
     per_set: torch.Tensor
     alpha_params: AlphaParams | None = None
+    row: torch.Tensor | None = None
 
 
 def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, joint: bool = True,
                  network_bounds: NetworkBounds | None = None, grid: int = 4, alpha_steps: int = 20,
-                 alpha_lr: float = 0.1, alpha_start: AlphaParams | None = None) -> MarginBound:
+                 alpha_lr: float = 0.1, alpha_start: AlphaParams | None = None,
+                 box: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 skip_sets: torch.Tensor | None = None) -> MarginBound:
     """Lower bound on the top-k margin over ``problem.box(eps)``.
 
     ``joint``: bound the candidate k-sets jointly (convex combinations on a simplex grid of
@@ -47,9 +52,13 @@ def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, jo
     ``network_bounds``: precomputed layer bounds on the same box (else computed here with
     IBP for IBP, CROWN otherwise). ``alpha_steps`` / ``alpha_lr``: alpha-CROWN's Adam;
     ``alpha_start``: its starting parameters (an earlier query's ``alpha_params``).
+    ``box``: bound over this sub-box of ``problem.box(eps)`` instead (a branch of branch and
+    bound, with ``network_bounds`` computed on it). ``skip_sets``: bool mask over the
+    candidate sets whose bound the caller has already (a branch's parent proved them): rows
+    that serve only those sets are not propagated, and their ``per_set`` entries are +inf.
     """
     network = problem.model
-    lo, hi = problem.box(eps)
+    lo, hi = problem.box(eps) if box is None else box
     with torch.set_grad_enabled(torch.is_grad_enabled() and lo.requires_grad):
         if network_bounds is None:
             layer_method = BoundMethod.IBP if method is BoundMethod.IBP else BoundMethod.CROWN
@@ -58,6 +67,8 @@ def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, jo
         num_classes = network_bounds.layers[-1][0].shape[-1]
         spec = topk_spec(num_classes, problem.target, problem.k, joint=joint, grid=grid,
                          dtype=lo.dtype)
+        if skip_sets is not None:
+            spec = spec.restricted(~skip_sets)
         last = len(network) - 1
         tail = 1 + max((i for i, layer in enumerate(network) if not operator_for(layer).affine),
                        default=-1)
@@ -76,6 +87,8 @@ def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, jo
                                   target=problem.target, steps=alpha_steps, lr=alpha_lr,
                                   start=alpha_start)
             crown_per_set, per_set = per_set, torch.maximum(per_set, found.lower)
+        if skip_sets is not None:
+            per_set = torch.where(skip_sets, torch.inf, per_set)
         weakest = int(per_set.detach().argmin())
         best_row = int(torch.where(spec.member[:, weakest], row_lower.detach(), -torch.inf).argmax())
         weakest_coef = None if coef is None else coef[best_row]
@@ -85,7 +98,8 @@ def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, jo
             weakest_coef = _linearization(problem, spec.rows[best_row], lo, hi)
         point = minimizer(weakest_coef.detach(), lo.detach(), hi.detach())
         return MarginBound(lower=per_set.min(), minimizer=point, per_set=per_set,
-                           alpha_params=None if found is None else found.params)
+                           alpha_params=None if found is None else found.params,
+                           row=spec.rows[best_row])
 
 
 def _linearization(problem: Problem, row: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor

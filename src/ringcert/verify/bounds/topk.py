@@ -49,6 +49,13 @@ class TopkSpec:
                                                                                -torch.inf))
         return masked.amax(dim=0)
 
+    def restricted(self, wanted: torch.Tensor) -> TopkSpec:
+        """Only the rows serving a set where ``wanted`` (bool, per set) is set; the other
+        sets keep no row (their ``per_set`` is -inf)."""
+        member = self.member & wanted[None, :]
+        keep = member.any(dim=1)
+        return TopkSpec(rows=self.rows[keep], member=member[keep], sets=self.sets)
+
 
 def topk_spec(num_classes: int, target: int, k: int, *, joint: bool = True, grid: int = 4,
               dtype: torch.dtype = torch.float32) -> TopkSpec:
@@ -62,14 +69,16 @@ def topk_spec(num_classes: int, target: int, k: int, *, joint: bool = True, grid
             for subset in combinations(others, size):
                 supports.extend((subset, weights) for weights in _compositions(grid, size))
     rows = [[0.0] * num_classes for _ in supports]
-    set_members = [frozenset(s) for s in sets]
     for row, (subset, weights) in zip(rows, supports, strict=True):
         for cls, weight in zip(subset, weights, strict=True):
             row[target] += weight / grid
             row[cls] -= weight / grid
-    member = [[frozenset(subset) <= s for s in set_members] for subset, _ in supports]
-    return TopkSpec(rows=torch.tensor(rows, dtype=dtype), member=torch.tensor(member, dtype=torch.bool),
-                    sets=sets)
+    rows_t = torch.tensor(rows, dtype=dtype)
+    in_set = torch.zeros(len(sets), num_classes, dtype=torch.bool)
+    in_set[torch.arange(len(sets))[:, None], torch.tensor(sets, dtype=torch.long)] = True
+    # a row serves a set when its support (the classes it subtracts) lies inside the set
+    member = ~((rows_t < 0)[:, None, :] & ~in_set[None]).any(dim=2)
+    return TopkSpec(rows=rows_t, member=member, sets=sets)
 
 
 def set_rows(sets: list[tuple[int, ...]], weights: torch.Tensor, num_classes: int,

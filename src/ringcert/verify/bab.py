@@ -1,0 +1,223 @@
+"""The second complete verifier: branch and bound over ReLU splits with CROWN bounds.
+
+The approach behind alpha-beta-CROWN (Wang et al., NeurIPS 2021, "Beta-CROWN"; Bunel et
+al., JMLR 2020, "Branch and bound for piecewise linear neural network verification"):
+
+1. a PGD falsification phase (``pgd_attack``), which settles most NOT_ROBUST queries;
+2. the root branch: the box with its CROWN layer bounds (shared with the cascade through a
+   ``LayerBoundsCache``) and its joint top-k margin bound;
+3. a loop over the open branches, worst bound first (a priority queue): pop ``batch`` of
+   them, split each on one ReLU neuron (``branching.children``: the children's layer
+   bounds clamp the split neuron and recompute the later layers with CROWN; once no ReLU
+   is unstable, the box is bisected instead), prune every
+   child whose bound minus ``padding`` is positive and every empty child, and check the
+   children's bound minimizers with a forward pass (PGD from the most promising one).
+
+ROBUST only when every leaf is pruned, with the smallest leaf bound as ``bound`` (a sound
+lower bound on the robustness level over the whole box, since the leaves cover it);
+NOT_ROBUST only through a witness that the base class re-checks; UNKNOWN when the time or
+the branch budget runs out first, with the smallest open or pruned leaf bound as ``bound``.
+Bounding is per branch: the bound operators take one set of intermediate bounds, so a
+step's ``batch`` shares the witness check and the attack, not the backward passes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections import Counter
+from itertools import count
+from typing import TYPE_CHECKING
+
+import torch
+
+from ringcert.problem import Problem
+from ringcert.verify.attack import pgd_attack
+from ringcert.verify.bounds import BoundMethod, network_bounds
+from ringcert.verify.branching import Branch, SplitRule, bound, children
+from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, check_witness
+
+if TYPE_CHECKING:
+    from ringcert.verify.propagation import LayerBoundsCache
+
+
+class _Points:
+    """The box points with the smallest margins seen (attack restarts, leaf minimizers), and
+    the first one that passes the forward-pass witness check."""
+
+    def __init__(self, problem: Problem, eps: torch.Tensor, keep: int) -> None:
+        self.problem, self.eps, self.keep = problem, eps, keep
+        self.points: torch.Tensor | None = None
+        self.margins: torch.Tensor | None = None
+        self.witness: torch.Tensor | None = None
+
+    def add(self, points: torch.Tensor, margins: torch.Tensor | None = None) -> None:
+        if margins is None:
+            margins = self.problem.margin(points).detach()
+        if self.witness is None:
+            for index in torch.argsort(margins)[: self.keep]:
+                if float(margins[index]) > 0:
+                    break
+                if check_witness(self.problem, self.eps, points[index]) is not None:
+                    self.witness = points[index]
+                    break
+        if self.points is not None:
+            points, margins = torch.cat([self.points, points]), torch.cat([self.margins, margins])
+        order = torch.argsort(margins)[: self.keep]
+        self.points, self.margins = points[order], margins[order]
+
+    @property
+    def best(self) -> float:
+        return math.inf if self.margins is None else float(self.margins[0])
+
+
+class BranchAndBound(Verifier):
+    """Complete verifier by branch and bound. Settings (keyword-only):
+
+    ``time_limit`` seconds per query (the attack and the root bound included);
+    ``batch`` branches split per step; ``max_branches`` bounded branches per query (each
+    open one holds its layer bounds: about 200 kB on the seed classifier); ``split`` the
+    neuron choice (``SplitRule``); ``attack_restarts`` and ``attack_steps`` the PGD phase
+    before branching (0 restarts: none, and no PGD on the leaves either); a one-restart PGD
+    of ``attack_steps`` steps also starts from a step's lowest-margin leaf minimizer when
+    it is the best point so far, and every ``leaf_attack_every`` steps in any case;
+    ``abs_padding`` + ``rel_padding`` * max |logit| the float32 slack a leaf bound must
+    clear (as for the other bound verifiers); ``grid`` the top-k lambda grid; ``keep``
+    weakest points; ``seed`` the attack's; ``cache`` the cascade's shared CROWN layer bounds.
+    """
+
+    kind = VerifierKind.BAB
+
+    def __init__(self, *, time_limit: float = 60.0, batch: int = 4, max_branches: int = 20_000,
+                 split: SplitRule | str = SplitRule.BABSR, attack_restarts: int = 16,
+                 attack_steps: int = 50, abs_padding: float = 1e-4, rel_padding: float = 1e-5,
+                 leaf_attack_every: int = 10, grid: int = 4, keep: int = 8, seed: int = 0,
+                 cache: LayerBoundsCache | None = None) -> None:
+        self.time_limit = time_limit
+        self.batch = batch
+        self.max_branches = max_branches
+        self.split = SplitRule(split)
+        self.attack_restarts = attack_restarts
+        self.attack_steps = attack_steps
+        self.leaf_attack_every = leaf_attack_every
+        self.abs_padding = abs_padding
+        self.rel_padding = rel_padding
+        self.grid = grid
+        self.keep = keep
+        self.seed = seed
+        self.cache = cache
+
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
+        with torch.no_grad():
+            return _Search(self, problem, eps, hint).run()
+
+
+class _Search:
+    """One query's branch and bound: the queue of open leaves and the running counts."""
+
+    def __init__(self, settings: BranchAndBound, problem: Problem, eps: torch.Tensor,
+                 hint: Verdict | None) -> None:
+        self.settings, self.problem, self.eps, self.hint = settings, problem, eps, hint
+        self.deadline = time.perf_counter() + settings.time_limit
+        self.padding = settings.abs_padding + settings.rel_padding * float(problem.logits().abs().max())
+        self.points = _Points(problem, eps, settings.keep)
+        self.queue: list[tuple[float, int, Branch]] = []
+        self.ticket = count()
+        self.settled = math.inf  # smallest bound among pruned and unsplittable leaves
+        self.steps = 0
+        self.counts: Counter[str] = Counter(branches=0, pruned=0, empty=0, stuck=0, max_depth=0,
+                                            leaf_attacks=0)
+        self.stats: dict[str, float | int | str] = {}
+
+    def run(self) -> Verdict:
+        settings, problem, eps = self.settings, self.problem, self.eps
+        began = time.perf_counter()
+        if settings.attack_restarts > 0:
+            hint, start = self.hint, None
+            if hint is not None and hint.weakest_points is not None and len(hint.weakest_points):
+                start = hint.weakest_points[0]
+            with torch.enable_grad():
+                found = pgd_attack(problem, eps, restarts=settings.attack_restarts,
+                                   steps=settings.attack_steps, step_fraction=0.1,
+                                   seed=settings.seed, start=start)
+            self.points.add(found.points, found.margins)
+            if self.points.witness is not None:
+                return self._verdict(Status.NOT_ROBUST, settled_by="attack")
+        lo, hi = problem.box(eps)
+        layers = (network_bounds(problem.model, lo, hi, method=BoundMethod.CROWN)
+                  if settings.cache is None
+                  else settings.cache.bounds(problem.model, lo, hi, method=BoundMethod.CROWN))
+        root = bound(problem, eps, (lo, hi), [(a.detach(), b.detach()) for a, b in layers.layers],
+                     grid=settings.grid)
+        self.stats.update(root_bound=root.lower, unstable=layers.unstable(problem.model))
+        self._settle([root])
+        while self.queue and self.points.witness is None:
+            if (time.perf_counter() > self.deadline
+                    or self.counts["branches"] >= settings.max_branches):
+                break
+            self._step()
+        elapsed = time.perf_counter() - began
+        self.stats["branches_per_s"] = self.counts["branches"] / max(elapsed, 1e-9)
+        if self.points.witness is not None:
+            return self._verdict(Status.NOT_ROBUST, settled_by="bab")
+        done = not self.queue and not self.counts["stuck"] and math.isfinite(self.settled)
+        return self._verdict(Status.ROBUST if done else Status.UNKNOWN)
+
+    def _step(self) -> None:
+        """Split the ``batch`` worst open leaves; prune, queue and check their children."""
+        self.steps += 1
+        popped = [heapq.heappop(self.queue)[2]
+                  for _ in range(min(self.settings.batch, len(self.queue)))]
+        kids: list[Branch] = []
+        for index, branch in enumerate(popped):
+            if time.perf_counter() > self.deadline:
+                for rest in popped[index:]:
+                    heapq.heappush(self.queue, (rest.lower, next(self.ticket), rest))
+                break
+            split = children(self.problem, self.eps, branch, rule=self.settings.split,
+                             grid=self.settings.grid, settled=self.padding)
+            if split is None:  # nothing left to split: an open leaf for good
+                self.counts["stuck"] += 1
+                self.settled = min(self.settled, branch.lower)
+                continue
+            found, empty = split
+            self.counts["empty"] += empty
+            kids.extend(found)
+        self._settle(kids)
+
+    def _settle(self, kids: list[Branch]) -> None:
+        """Count, prune or queue freshly bounded branches; check their minimizers."""
+        if not kids:
+            return
+        self.counts["branches"] += len(kids)
+        for kid in kids:
+            self.counts["max_depth"] = max(self.counts["max_depth"], kid.depth)
+            if kid.lower - self.padding > 0:
+                self.counts["pruned"] += 1
+                self.settled = min(self.settled, kid.lower)
+            else:
+                heapq.heappush(self.queue, (kid.lower, next(self.ticket), kid))
+        before = self.points.best
+        minimizers = torch.stack([kid.minimizer for kid in kids])
+        margins = self.problem.margin(minimizers).detach()
+        self.points.add(minimizers, margins)
+        settings = self.settings
+        due = self.steps % max(settings.leaf_attack_every, 1) == 0
+        if (self.points.witness is None and settings.attack_restarts > 0
+                and (float(margins.min()) < before or due)):
+            with torch.enable_grad():
+                found = pgd_attack(self.problem, self.eps, restarts=1, steps=settings.attack_steps,
+                                   step_fraction=0.1, seed=settings.seed,
+                                   start=minimizers[int(margins.argmin())])
+            self.points.add(found.points, found.margins)
+            self.counts["leaf_attacks"] += 1
+
+    def _verdict(self, status: Status, **extra: str) -> Verdict:
+        lowest = min(self.settled, self.queue[0][0] if self.queue else math.inf)
+        bound = lowest - self.padding if math.isfinite(lowest) else None
+        return Verdict(status=status, verifier=VerifierKind.BAB, bound=bound,
+                       counterexample=self.points.witness, weakest_points=self.points.points,
+                       weakest_margins=self.points.margins,
+                       stats={**self.counts, **self.stats, "open": len(self.queue),
+                              "padding": self.padding, **extra})

@@ -1,0 +1,216 @@
+"""Branches of the ReLU-split branch and bound (``bab.py``): bounding one and splitting it.
+
+A branch is a box (the epsilon box, or a part of it) plus a set of split ReLU neurons, each
+fixed active (pre-activation >= 0) or inactive (<= 0); its domain is the box points that
+satisfy every split. Its bound is the CROWN margin bound (``margin_bound``) on layer bounds
+valid on that domain: the parent's, with the split neuron clamped to ``[max(l, 0), u]`` or
+``[l, min(u, 0)]`` and the layers after it recomputed (``crown.branch_layer_bounds``).
+The clamped neuron's relaxation becomes exact, and later bounds tighten. This is the
+ReLU-split branch and bound of Bunel et al., JMLR 2020, "Branch and bound for piecewise
+linear neural network verification", with CROWN as the bounding method as in
+alpha-beta-CROWN, but without beta-CROWN's Lagrange multipliers for the split constraints
+(Wang et al., NeurIPS 2021), which would only tighten the bound further.
+
+Which neuron to split: BaBSR-style (Bunel et al. 2020), the unstable neuron maximizing
+``|A| * u (-l) / (u - l)``, with ``A`` its coefficient in the weakest set's linear bound
+and the second factor the ReLU triangle's intercept; or the widest unstable neuron of the
+ReLU layer closest to the output. Once no unstable ReLU is left (the max-pool relaxation,
+the top-k grid and the split constraints CROWN ignores can still leave a gap), the box is
+bisected along its widest pixel (input splitting, as in ReluVal: Wang et al., USENIX
+Security 2018): every width shrinks, and with it the relaxations' error, so the search
+settles every query whose margin is not within the padding of zero, given the time.
+(Splitting along the largest ``|A| * width`` instead can neglect a pixel the bound's row
+ignores but whose width keeps a max-pool relaxation loose.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ringcert.problem import Problem
+from ringcert.verify.bounds import BoundMethod, NetworkBounds, margin_bound
+from ringcert.verify.bounds.crown import Interval, backward, branch_layer_bounds
+
+
+class SplitRule(Enum):
+    BABSR = "babsr"
+    WIDEST = "widest"
+
+
+@dataclass(frozen=True)
+class Split:
+    """ReLU ``layer`` (its index in the network) has pre-activation ``neuron`` (flat index)
+    >= 0 when ``active``, else <= 0."""
+
+    layer: int
+    neuron: int
+    active: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Branch:
+    """A bounded branch: ``lower`` is a sound lower bound on the margin over its domain
+    (before padding), the smallest of ``per_set`` (one per candidate k-set); ``minimizer``
+    the box point minimizing the linear bound of the weakest set CROWN found, ``row`` that
+    set's specification row; ``layers[i]`` bounds on layer ``i``'s output."""
+
+    box: Interval
+    layers: list[Interval]
+    splits: tuple[Split, ...]
+    lower: float
+    per_set: torch.Tensor
+    minimizer: torch.Tensor
+    row: torch.Tensor
+    depth: int
+
+    def satisfies(self, network: nn.Sequential, points: torch.Tensor) -> torch.Tensor:
+        """Which points (N, *input shape) lie in the branch's domain (box and splits)."""
+        lo, hi = self.box
+        inside = ((points >= lo) & (points <= hi)).flatten(1).all(1)
+        x = points
+        values = []
+        for layer in network:
+            values.append(x.flatten(1))
+            x = layer(x)
+        for split in self.splits:
+            pre = values[split.layer][:, split.neuron]
+            inside &= pre >= 0 if split.active else pre <= 0
+        return inside
+
+
+def bound(problem: Problem, eps: torch.Tensor, box: Interval, layers: list[Interval], *,
+          splits: tuple[Split, ...] = (), parent: Branch | None = None, grid: int = 4,
+          settled: float = math.inf) -> Branch:
+    """The branch with these layer bounds (valid on its domain), bounded with CROWN.
+
+    The parent's bound per candidate set holds on the child's domain too, and CROWN's
+    adaptive slopes make its bound non-monotone in the intermediate bounds (a tighter
+    pre-activation interval can flip a lower slope and loosen the result), so each set
+    keeps the better of the two: a child is never worse than its parent. Sets whose parent
+    bound exceeds ``settled`` are not bounded again (most of the rows' backward work: near
+    the robustness boundary typically one of the 36 pairs of the seed classifier is open)."""
+    skip = None if parent is None else parent.per_set > settled
+    result = margin_bound(problem, eps, method=BoundMethod.CROWN, grid=grid, box=box,
+                          network_bounds=NetworkBounds(input=box, layers=layers), skip_sets=skip)
+    assert result.row is not None
+    per_set = result.per_set.detach()
+    if parent is not None:  # skipped sets (+inf in ``result``) keep the parent's bound
+        per_set = torch.where(skip, parent.per_set, torch.maximum(per_set, parent.per_set))
+    return Branch(box=box, layers=layers, splits=splits, lower=float(per_set.min()),
+                  per_set=per_set, minimizer=result.minimizer, row=result.row,
+                  depth=0 if parent is None else parent.depth + 1)
+
+
+class _Half(NamedTuple):
+    """A child before bounding: its box, its parent's layer bounds clamped to it, the first
+    layer to recompute, the mask of changed elements on that layer's input, its splits."""
+
+    box: Interval
+    given: list[Interval]
+    start: int
+    changed: torch.Tensor
+    splits: tuple[Split, ...]
+
+
+def children(problem: Problem, eps: torch.Tensor, branch: Branch, *, rule: SplitRule,
+             grid: int = 4, settled: float = math.inf) -> tuple[list[Branch], int] | None:
+    """The two halves of ``branch``, bounded (``bound``), without the empty ones, and how
+    many were empty; None when nothing is left to split (no unstable ReLU, a zero-width
+    box)."""
+    network = problem.model
+    choice = _relu_choice(network, branch, rule)
+    halves = _relu_halves(branch, *choice) if choice is not None else _input_halves(branch)
+    if not halves:
+        return None
+    found, empty = [], 0
+    for half in halves:
+        layers = branch_layer_bounds(network, *half.box, half.given, start=half.start,
+                                     changed=half.changed)
+        if layers is None:
+            empty += 1
+            continue
+        found.append(bound(problem, eps, half.box, layers, splits=half.splits, parent=branch,
+                           grid=grid, settled=settled))
+    return found, empty
+
+
+def _relu_halves(branch: Branch, layer: int, neuron: int) -> list[_Half]:
+    """Split ReLU ``layer``'s pre-activation ``neuron`` (bounds ``branch.layers[layer - 1]``)."""
+    lower, upper = branch.layers[layer - 1]
+    changed = torch.zeros(lower.numel(), dtype=lower.dtype)
+    changed[neuron] = 1.0
+    halves = []
+    for active in (True, False):
+        low, up = lower.flatten().clone(), upper.flatten().clone()
+        if active:
+            low[neuron] = low[neuron].clamp(min=0)
+        else:
+            up[neuron] = up[neuron].clamp(max=0)
+        given = list(branch.layers)
+        given[layer - 1] = (low.reshape(lower.shape), up.reshape(upper.shape))
+        halves.append(_Half(branch.box, given, layer, changed.reshape(lower.shape),
+                            (*branch.splits, Split(layer, neuron, active))))
+    return halves
+
+
+def _input_halves(branch: Branch) -> list[_Half]:
+    """Bisect the box along its widest pixel; no halves for a zero-width box."""
+    lo, hi = branch.box
+    width = (hi - lo).flatten()
+    if float(width.max()) <= 0:
+        return []
+    pixel = int(width.argmax())
+    mid = (lo.flatten()[pixel] + hi.flatten()[pixel]) / 2
+    changed = torch.zeros(lo.numel(), dtype=lo.dtype)
+    changed[pixel] = 1.0
+    below, above = hi.flatten().clone(), lo.flatten().clone()
+    below[pixel], above[pixel] = mid, mid
+    changed = changed.reshape(lo.shape)
+    return [_Half((lo, below.reshape(hi.shape)), branch.layers, 0, changed, branch.splits),
+            _Half((above.reshape(lo.shape), hi), branch.layers, 0, changed, branch.splits)]
+
+
+def _coefficients(network: nn.Sequential, branch: Branch) -> dict[int, torch.Tensor]:
+    """The coefficients of the branch's weakest row in its CROWN bound on the output of
+    every ReLU layer (keyed by layer index), by ``crown.backward`` in segments between them."""
+    inputs = [branch.box, *branch.layers[:-1]]
+    relus = [i for i, layer in enumerate(network) if isinstance(layer, nn.ReLU)]
+    coef, end, found = branch.row[None].to(branch.box[0].dtype), len(network) - 1, {}
+    for index in reversed(relus):
+        coef, _ = backward(network, inputs, coef, last=end, first=index + 1)
+        found[index] = coef[0]
+        end = index
+    return found
+
+
+def _relu_choice(network: nn.Sequential, branch: Branch, rule: SplitRule
+                 ) -> tuple[int, int] | None:
+    """(ReLU layer index, neuron) to split, or None when no ReLU is unstable."""
+    coefs = _coefficients(network, branch) if rule is SplitRule.BABSR else {}
+    best: tuple[float, int, int] | None = None
+    widest: tuple[int, int] | None = None
+    for index, layer in enumerate(network):
+        if not isinstance(layer, nn.ReLU) or index == 0:
+            continue
+        lower, upper = (t.flatten() for t in branch.layers[index - 1])
+        open_ = (lower < 0) & (upper > 0)
+        if not bool(open_.any()):
+            continue
+        width = torch.where(open_, upper - lower, torch.zeros_like(lower))
+        widest = (index, int(width.argmax()))  # the last such layer wins: closest to the output
+        if rule is SplitRule.BABSR:
+            safe = torch.where(open_, upper - lower, torch.ones_like(lower))
+            intercept = torch.where(open_, upper * (-lower) / safe, torch.zeros_like(lower))
+            score = coefs[index].flatten().abs() * intercept
+            top = float(score.max())
+            if top > 0 and (best is None or top > best[0]):
+                best = (top, index, int(score.argmax()))
+    if best is not None:
+        return best[1], best[2]
+    return widest

@@ -1,0 +1,189 @@
+"""Branch and bound (``verify/bab.py``) against exact answers and the MILP.
+
+Ground truth as in ``test_milp``: the exact optimum ``max_box -m(z)`` by enumerating the
+activation patterns of tiny seeded networks. Checks: BaB's verdict at epsilons just below
+and just above the critical value (with the attack off, so NOT_ROBUST must come from a leaf
+minimizer); BaB never ROBUST where the attack refutes, and agrees with the MILP wherever
+both settle; every branch BaB bounds has a bound and layer bounds that hold on sampled
+points of its domain (box and split constraints), the soundness of the clamped-bounds
+recomputation; a tiny time or branch budget gives UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ringcert.verify import bab
+from ringcert.verify.attack import Attack
+from ringcert.verify.bab import BranchAndBound
+from ringcert.verify.bounds import BoundMethod
+from ringcert.verify.branching import Branch, SplitRule
+from ringcert.verify.milp import Milp
+from ringcert.verify.propagation import Crown, LayerBoundsCache
+from ringcert.verify.registry import make_verifier
+from ringcert.verify.verdict import Status, check_witness
+from tests.verify.test_milp import CASES as MILP_CASES
+from tests.verify.test_milp import THRESHOLD_CASES, _conv_net, _mlp, _pooled, _problem, exact_optimum
+
+# (factory, image shape, seed, k, epsilon direction): test_milp's threshold cases, plus
+# three whose proof below the critical value needs ~100 branches (found by a scan)
+CASES = [(*case, 2, None) for case in THRESHOLD_CASES] + [
+    (_mlp, (2, 2), 11, 1, [1 / 3, 1.0]),
+    (_pooled, (1, 3), 11, 1, [1 / 3, 1.0, 1.0]),
+    (_pooled, (1, 3), 29, 1, None),
+]
+DELTA = 0.003
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Branch and bound runs many tiny tensor operations: with the machine's other core busy,
+    torch's intra-op threads wait on each other (10x slower here). One thread, restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _critical(problem, direction: np.ndarray) -> float:
+    """The scale where the exact optimum crosses zero, bisected on the MILP's optimum
+    (exact up to the solver's gap; both sides are checked by enumeration afterwards)."""
+    exact = Milp(bounds=BoundMethod.IBP, early_stop=False, warm_start=False)
+    low, high = 0.0, 1.0
+    for _ in range(14):
+        mid = (low + high) / 2
+        if exact.verify(problem, mid * direction).bound > 0:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
+
+
+@pytest.mark.parametrize(("factory", "shape", "seed"), MILP_CASES)
+@pytest.mark.parametrize("radius", [0.05, 0.3])
+def test_verdict_and_bound_match_enumeration(factory, shape, seed, radius) -> None:
+    problem = _problem(factory(seed), shape, seed)
+    eps = [radius] + [radius / 2] * (problem.num_rings - 1)
+    truth = exact_optimum(problem, eps)
+    verdict = BranchAndBound(time_limit=30).verify(problem, eps)
+    assert verdict.status is (Status.ROBUST if truth < 0 else Status.NOT_ROBUST)
+    if verdict.bound is not None:
+        assert verdict.bound <= -truth + 1e-5
+
+
+@pytest.mark.parametrize("rule", list(SplitRule))
+@pytest.mark.parametrize(("factory", "shape", "seed", "k", "direction"), CASES)
+def test_threshold_just_below_and_above_critical_eps(factory, shape, seed, k, direction, rule) -> None:
+    problem = _problem(factory(seed), shape, seed, k=k)
+    direction = np.ones(problem.num_rings) if direction is None else np.array(direction)
+    critical = _critical(problem, direction)
+    below, above = (critical - DELTA) * direction, (critical + DELTA) * direction
+    truth_below, truth_above = exact_optimum(problem, below), exact_optimum(problem, above)
+    assert truth_below < 0 < truth_above
+    verifier = BranchAndBound(time_limit=30, attack_restarts=0, split=rule)
+    robust = verifier.verify(problem, below)
+    assert robust.status is Status.ROBUST
+    assert 0 < robust.bound <= -truth_below + 1e-5  # a sound lower bound on the margin
+    refuted = verifier.verify(problem, above)
+    assert refuted.status is Status.NOT_ROBUST
+    assert check_witness(problem, problem.check_eps(above), refuted.counterexample) is not None
+    assert refuted.bound <= -truth_above + 1e-5
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_never_robust_where_attack_refutes_and_agrees_with_milp(seed) -> None:
+    problem = _problem(_conv_net(seed), (8, 8), seed)
+    settled = 0
+    for radius in (0.02, 0.1, 0.3):
+        eps = np.full(problem.num_rings, radius)
+        eps[-1] = 0.0
+        verdict = BranchAndBound(time_limit=3).verify(problem, eps)
+        attack = Attack(restarts=16, steps=60, seed=seed + 1).verify(problem, eps)
+        milp = Milp(bounds=BoundMethod.IBP, time_limit=30).verify(problem, eps)
+        if attack.status is Status.NOT_ROBUST:
+            assert verdict.status is not Status.ROBUST
+        if Status.UNKNOWN not in (verdict.status, milp.status):
+            assert verdict.status is milp.status
+            settled += 1
+        lo, hi = problem.box(eps)
+        points = verdict.weakest_points
+        assert points is not None and bool(((points >= lo) & (points <= hi)).all())
+        assert bool((verdict.weakest_margins[1:] >= verdict.weakest_margins[:-1]).all())
+        if verdict.status is Status.NOT_ROBUST:
+            assert check_witness(problem, problem.check_eps(eps), verdict.counterexample) is not None
+        if verdict.status is Status.ROBUST:
+            samples = lo + torch.rand((512, *lo.shape)) * (hi - lo)
+            assert verdict.bound <= float(problem.margin(samples).detach().min()) + 1e-5
+    assert settled >= 2
+
+
+def _samples(problem, eps: np.ndarray, branches: list[Branch], count: int) -> torch.Tensor:
+    """Uniform points and corners of the box, and every branch's minimizer."""
+    lo, hi = problem.box(eps)
+    uniform = lo + torch.rand((count, *lo.shape)) * (hi - lo)
+    corners = torch.where(torch.rand((count, *lo.shape)) < 0.5, lo, hi)
+    return torch.cat([uniform, corners, *(b.minimizer[None] for b in branches)])
+
+
+@pytest.mark.parametrize(("factory", "shape", "seed", "k", "radii"), [
+    (_mlp, (2, 2), 11, 1, [0.1, 0.3]),
+    (_pooled, (1, 3), 29, 1, [0.8, 0.8, 0.8]),
+    (_conv_net, (8, 8), 0, 2, [0.1] * 7 + [0.0]),
+    (_conv_net, (8, 8), 1, 2, [0.1] * 7 + [0.0]),
+])
+def test_every_branch_bound_holds_on_its_domain(factory, shape, seed, k, radii, monkeypatch) -> None:
+    problem = _problem(factory(seed), shape, seed, k=k)
+    eps = np.array(radii[: problem.num_rings])
+    bounded: list[Branch] = []
+
+    def recording(*args, **kwargs):
+        found = bab_children(*args, **kwargs)
+        if found is not None:
+            bounded.extend(found[0])
+        return found
+
+    bab_children = bab.children
+    monkeypatch.setattr(bab, "children", recording)
+    BranchAndBound(time_limit=20, attack_restarts=0, max_branches=80).verify(problem, eps)
+    assert len(bounded) >= 10 and max(len(b.splits) for b in bounded) >= 3
+    torch.manual_seed(seed)
+    pool = _samples(problem, eps, bounded, 4000)
+    checked, deepest = 0, 0
+    with torch.no_grad():
+        margins = problem.margin(pool)
+        for branch in bounded:
+            inside = branch.satisfies(problem.model, pool)
+            if not bool(inside.any()):
+                continue
+            checked += 1
+            deepest = max(deepest, len(branch.splits))
+            assert float(margins[inside].min()) >= branch.lower - 1e-5
+            x = pool[inside]
+            for layer, (lower, upper) in zip(problem.model, branch.layers, strict=True):
+                x = layer(x)
+                assert bool((x >= lower - 1e-4).all() and (x <= upper + 1e-4).all())
+    assert checked >= len(bounded) // 4 and deepest >= 3
+
+
+def test_tiny_budgets_give_unknown_and_registry_builds_bab() -> None:
+    problem = _problem(_mlp(11), (2, 2), 11, k=1)
+    eps = [0.1, 0.3]  # robust (enumeration), but CROWN alone cannot prove it
+    assert exact_optimum(problem, eps) < 0
+    assert BranchAndBound(time_limit=30, attack_restarts=0).verify(problem, eps).robust
+    for verifier in (BranchAndBound(time_limit=1e-4, attack_restarts=0),
+                     BranchAndBound(max_branches=1, attack_restarts=0)):
+        verdict = verifier.verify(problem, eps)
+        assert verdict.status is Status.UNKNOWN
+        assert verdict.bound is not None and verdict.bound < 0
+    slow = _problem(_conv_net(1), (8, 8), 1)
+    eps = np.full(slow.num_rings, 0.1)
+    eps[-1] = 0.0  # robust by the MILP; CROWN-bounded BaB is far from done within 0.5 s
+    assert BranchAndBound(time_limit=0.5).verify(slow, eps).status is Status.UNKNOWN
+    cache = LayerBoundsCache()  # as in a cascade: CROWN's layer bounds are reused
+    assert not Crown(cache=cache).verify(problem, [0.1, 0.3]).robust
+    assert BranchAndBound(cache=cache, attack_restarts=0).verify(problem, [0.1, 0.3]).robust
+    built = make_verifier("bab", time_limit=7.0)
+    assert isinstance(built, BranchAndBound) and built.time_limit == 7.0
+    assert isinstance(make_verifier("cascade").stages[-1], Milp)
