@@ -70,7 +70,11 @@ def test_export_vnnlib(tmp_path, capsys):
      (["verify", "--index", "0", "--eps-uniform", "2"], "[0, 1]"),
      (["verify", "--model", "nonexistent.safetensors", "--index", "0", "--eps-uniform", "0.1"],
       "unknown model"),
-     (["evaluate", "--model", "nope"], "unknown model")])
+     (["evaluate", "--model", "nope"], "unknown model"),
+     (["verify", "--index", "0", "--eps-uniform", "0.1", "--time-limit", "-1"], "positive"),
+     (["analyze", "--time-limit", "0"], "positive"),
+     (["analyze", "--index", "3-1"], "bad index range"),
+     (["verify", "--index", "0", "--eps-uniform", "0.1", "--verifier", "gurobi"], "invalid choice")])
 def test_bad_input_is_one_line(capsys, argv, message):
     code, _, err = run(capsys, *argv)
     assert code == 2

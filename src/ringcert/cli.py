@@ -9,14 +9,33 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from ringcert.errors import RingcertError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (``ringcert verify: error: ...``) with exit
+    status 2, like every other error, instead of the usage block; ``--help`` shows usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _count(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
     return value
 
 
@@ -275,7 +294,7 @@ def _analysis_options(parser: argparse.ArgumentParser) -> None:
                         help="ring weights: uniform, area, or a file with one number per ring")
     parser.add_argument("--delta", type=float, default=0.01, help="resolution of maximality")
     parser.add_argument("--budget", type=_count, help="verifier queries per analysis")
-    parser.add_argument("--time-limit", type=float, default=20.0,
+    parser.add_argument("--time-limit", type=_seconds, default=20.0,
                         help="seconds per analysis, checked between queries (default 20: "
                              "the default run finishes in a few minutes)")
     parallel = parser.add_mutually_exclusive_group()
@@ -290,7 +309,7 @@ def _analysis_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from ringcert import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ringcert",
         description="Certified layered neighborhoods for multi-label top-k classifiers.")
     parser.add_argument("--version", action="version", version=f"ringcert {__version__}")
@@ -336,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--eps", help="comma-separated epsilon per ring (ring 0 = perturbed digit)")
     group.add_argument("--eps-uniform", type=float, help="one epsilon for every ring")
     verify.add_argument("--verifier", default="cascade", choices=VERIFIERS)
-    verify.add_argument("--time-limit", type=float, default=60.0,
+    verify.add_argument("--time-limit", type=_seconds, default=60.0,
                         help="seconds for the complete (MILP) stage")
     verify.add_argument("--k", type=int, default=2)
     verify.add_argument("--json", action="store_true")
@@ -385,7 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a one-line argument error
+        return int(stop.code or 0)
     run: Callable[[argparse.Namespace], None] = args.run
     try:
         run(args)
