@@ -70,12 +70,11 @@ def test_attack_never_claims_robust_and_its_witnesses_are_in_the_box(problem):
     for value in (0.0, 0.01, 0.1, 0.3, 1.0):
         eps = _eps(problem, value)
         verdict = Attack().verify(problem, eps)
-        assert verdict.status in (Status.NOT_ROBUST, Status.UNKNOWN)
+        assert verdict.status in ((Status.UNKNOWN,) if value == 0 else (Status.NOT_ROBUST, Status.UNKNOWN))
         if verdict.status is Status.NOT_ROBUST:
             lo, hi = problem.box(eps)
             assert bool(((verdict.counterexample >= lo) & (verdict.counterexample <= hi)).all())
             assert float(problem.margin(verdict.counterexample[None]).detach()[0]) <= 0
-    assert Attack().verify(problem, _eps(problem, 0.0)).status is Status.UNKNOWN
 
 
 def test_cascade_stops_at_the_first_stage_that_decides(problem):
