@@ -79,18 +79,16 @@ SEARCH_MAX_UNSTABLE = 150
 SEARCH_ALPHA_GAP = 0.5
 
 
-def _verifier_of(verifier: Verifier | str, time_limit: float | None = None
-                 ) -> tuple[Verifier, str]:
-    """The verifier; by name, the registry's with the search-tuned settings above (the
-    complete stage never longer than the analysis's own ``time_limit``)."""
+def _verifier_of(verifier: Verifier | str) -> tuple[Verifier, str]:
+    """The verifier; by name, the registry's with the search-tuned settings above (with a
+    time limit, the search lowers the complete stage's limit further, see ``QUERY_SHARE``)."""
     if isinstance(verifier, Verifier):
         return verifier, verifier.kind.value
     from ringcert.verify.registry import make_verifier
 
-    query_limit = SEARCH_MILP_SECONDS if time_limit is None else max(
-        1.0, min(SEARCH_MILP_SECONDS, time_limit))
     try:
-        return make_verifier(verifier, time_limit=query_limit, max_unstable=SEARCH_MAX_UNSTABLE,
+        return make_verifier(verifier, time_limit=SEARCH_MILP_SECONDS,
+                             max_unstable=SEARCH_MAX_UNSTABLE,
                              alpha_gap=SEARCH_ALPHA_GAP), str(verifier)
     except ValueError:
         raise RingcertError(f"unknown verifier {verifier!r}") from None
@@ -118,7 +116,7 @@ def analyze(problem: Problem, *, algorithm: Algorithm | str = Algorithm.GUIDED,
         if algorithm is Algorithm.GUIDED:
             extra = {"shrink": Shrink(shrink), "gradient": GradientSource(gradient)}
         settings = default_settings(algorithm, delta=delta, **extra)
-    engine, verifier_name = _verifier_of(verifier, time_limit)
+    engine, verifier_name = _verifier_of(verifier)
     search = run_search(problem, engine, algorithm=algorithm, settings=settings,
                         budget=BudgetSettings(max_queries=max_queries, time_limit=time_limit))
     return AnalysisResult(

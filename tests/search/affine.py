@@ -75,9 +75,12 @@ class ExactAffineVerifier(Verifier):
     def __init__(self, case: AffineCase) -> None:
         self.case = case
         self.calls = 0
+        self.limits: list[float | None] = []  # the time limit each call was given
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
+             time_limit: float | None) -> Verdict:
         self.calls += 1
+        self.limits.append(time_limit)
         lo, hi = problem.box(eps)
         a = torch.as_tensor(self.case.a, dtype=torch.float32).reshape(problem.image.shape)
         corner = torch.where(a > 0, lo, hi)
@@ -104,8 +107,9 @@ class FlakyVerifier(Verifier):
         self.rate = rate
         self.rng = np.random.default_rng(seed)
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
-        verdict = self.exact._run(problem, eps, hint)
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
+             time_limit: float | None) -> Verdict:
+        verdict = self.exact._run(problem, eps, hint, time_limit)
         if self.rng.random() < self.rate:
             return Verdict(status=Status.UNKNOWN, verifier=self.kind,
                            weakest_points=verdict.weakest_points,

@@ -91,7 +91,7 @@ def test_reported_boxes_on_shipped_models_survive_a_strong_attack(name):
     problem = sample_problem(load_model(name).network, test_sample(0), target=Side.RIGHT)
     result = analyze(problem, algorithm="guided", verifier="cascade", time_limit=30.0)
     eps = torch.as_tensor(result.epsilon)
-    engine, _ = _verifier_of("cascade", 30.0)
+    engine, _ = _verifier_of("cascade")
     assert engine.verify(problem, eps).status is not Status.NOT_ROBUST
     attack = pgd_attack(problem, eps, restarts=64, steps=200, step_fraction=0.05, seed=123)
     assert float(attack.margins.min()) > 0

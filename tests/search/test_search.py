@@ -18,7 +18,7 @@ from ringcert.search import (
     UniformSettings,
     run_search,
 )
-from ringcert.search.budget import Budget, BudgetExhausted
+from ringcert.search.budget import QUERY_SHARE, Budget, BudgetExhausted
 from ringcert.search.guided import guided_search
 from ringcert.search.maximality import maximality_pass
 from ringcert.search.naive import naive_search
@@ -164,6 +164,20 @@ def test_time_budget_stops_before_any_query():
     assert verifier.calls == 0
     assert result.epsilon == (0.0,) * case.problem.num_rings
     assert result.budget_exhausted
+
+
+def test_each_query_gets_at_most_a_share_of_the_remaining_time():
+    """A slow complete stage cannot eat a short analysis: every query's cap is at most
+    QUERY_SHARE of the time the search has left, and none without a time limit."""
+    case = affine_case(4)
+    verifier = ExactAffineVerifier(case)
+    run_search(case.problem, verifier, algorithm=Algorithm.GUIDED,
+               budget=BudgetSettings(time_limit=60.0))
+    assert verifier.calls > 0
+    assert all(limit is not None and 0 < limit <= QUERY_SHARE * 60.0 for limit in verifier.limits)
+    unlimited = ExactAffineVerifier(case)
+    run_search(case.problem, unlimited, algorithm=Algorithm.GUIDED)
+    assert unlimited.limits == [None] * unlimited.calls
 
 
 def test_oracle_answers_dominated_vectors_from_its_cache():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ringcert.problem import Problem
-from ringcert.verify.attack import Attack
+from ringcert.verify.attack import Attack, likely_sets, pgd_attack
 from ringcert.verify.cascade import Cascade
 from ringcert.verify.propagation import Crown, Ibp
 from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, check_witness
@@ -34,7 +34,8 @@ class _Claims(Verifier):
     def __init__(self, *, verdict: Verdict) -> None:
         self.verdict = verdict
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
+             time_limit: float | None) -> Verdict:
         return self.verdict
 
 
@@ -95,3 +96,55 @@ def test_cascade_stops_at_the_first_stage_that_decides(problem):
             break
     else:
         pytest.fail("no query between IBP and CROWN on this network")
+
+
+def test_likely_sets_are_k_sets_of_other_classes_strongest_first(problem):
+    logits = problem.logits()[0]
+    sets = likely_sets(problem, 7)
+    assert sets.shape == (7, problem.k)
+    others = sorted((c for c in range(problem.num_classes) if c != problem.target),
+                    key=lambda c: -float(logits[c]))
+    assert set(sets[0].tolist()) == set(others[: problem.k])
+    for row in sets.tolist():
+        assert len(set(row)) == problem.k and problem.target not in row
+    sums = [float(logits[row].sum()) for row in sets.tolist()]
+    distinct = len({tuple(sorted(row)) for row in sets.tolist()})
+    assert sums[:distinct] == sorted(sums[:distinct], reverse=True)  # then it cycles
+
+
+@pytest.mark.parametrize("targeted", [0, 4, 8])
+def test_targeted_restarts_report_true_margins_of_points_in_the_box(problem, targeted):
+    """Targeted restarts descend another loss, but every point is judged by the margin."""
+    for value in (0.05, 0.3):
+        eps = _eps(problem, value)
+        result = pgd_attack(problem, eps, restarts=8, steps=30, step_fraction=0.1, seed=3,
+                            targeted=targeted)
+        lo, hi = problem.box(eps)
+        assert bool(((result.points >= lo) & (result.points <= hi)).all())
+        assert torch.allclose(result.margins, problem.margin(result.points).detach(), atol=1e-5)
+        assert bool((result.margins[1:] >= result.margins[:-1]).all())
+    with pytest.raises(ValueError, match="targeted"):
+        pgd_attack(problem, eps, restarts=2, steps=1, step_fraction=0.1, seed=0, targeted=3)
+
+
+class _Records(_Claims):
+    """Answers UNKNOWN and remembers the time limit each call was given."""
+
+    def __init__(self) -> None:
+        super().__init__(verdict=Verdict(status=Status.UNKNOWN, verifier=VerifierKind.MILP))
+        self.limits: list[float | None] = []
+
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
+             time_limit: float | None) -> Verdict:
+        self.limits.append(time_limit)
+        return self.verdict
+
+
+def test_cascade_passes_what_is_left_of_its_time_limit_to_each_stage(problem):
+    first, last = _Records(), _Records()
+    cascade = Cascade(stages=[first, Crown(), last])
+    cascade.verify(problem, _eps(problem, 0.5), time_limit=5.0)
+    assert first.limits[0] is not None and last.limits[0] is not None
+    assert 0 <= last.limits[0] <= first.limits[0] <= 5.0
+    cascade.verify(problem, _eps(problem, 0.5))
+    assert first.limits[1] is None and last.limits[1] is None

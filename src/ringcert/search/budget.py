@@ -14,6 +14,12 @@ from dataclasses import dataclass
 
 from ringcert.verify.verdict import Verdict
 
+QUERY_SHARE = 0.25
+"""The largest part of a search's remaining time one query may take. Without it a complete
+stage with a fixed per-query limit (10 s in ``ringcert analyze``) could spend a short
+analysis's whole budget on its first hard query; with it every query leaves at least three
+quarters of the remaining time to later ones."""
+
 
 class BudgetExhausted(Exception):
     """Raised instead of running a query once the budget is spent (control flow only)."""
@@ -59,6 +65,13 @@ class Budget:
             return True
         return (self.settings.time_limit is not None
                 and self.elapsed >= self.share * self.settings.time_limit)
+
+    def query_time_cap(self) -> float | None:
+        """The time limit for the next query: ``QUERY_SHARE`` of what is left of the current
+        phase's time (None without a time limit)."""
+        if self.settings.time_limit is None:
+            return None
+        return QUERY_SHARE * max(self.share * self.settings.time_limit - self.elapsed, 0.0)
 
     def check(self) -> None:
         """Raise ``BudgetExhausted`` if no further query may run."""

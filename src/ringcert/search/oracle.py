@@ -95,7 +95,8 @@ class Oracle:
             self.budget.cached += 1
         else:
             self.budget.check()
-            verdict = self.verifier.verify(self.problem, eps, hint=hint or self.last_verdict)
+            verdict = self.verifier.verify(self.problem, eps, hint=hint or self.last_verdict,
+                                           time_limit=self.budget.query_time_cap())
             self.budget.charge(verdict)
             self.last_verdict = verdict
             decision = Decision(eps=eps, status=verdict.status, verdict=verdict,

@@ -5,15 +5,23 @@ margin ``m(z) = F_t(z) - kth max_{c != t} F_c(z)`` with all restarts batched; th
 restart starts at the image itself, the others uniformly in the box. Step sizes are per
 pixel (a fraction of the box width) so that rings with different epsilons move at the
 same relative speed. Its lowest-margin points are the weakest points.
+
+The margin's gradient only follows the class currently k-th, so a restart can chase one
+set of classes and stall short of another that would overtake the target together.
+``targeted`` restarts each aim at one k-set ``S`` of other classes, minimizing
+``F_t - min_{c in S} F_c`` (the margin if exactly ``S`` is to beat the target; the
+per-target loss of Carlini & Wagner 2017 applied to sets); the sets are the ones whose
+clean logits are highest. Every restart's best point is still judged by the true margin.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import torch
 
-from ringcert.problem import Problem
+from ringcert.problem import Problem, topk_margin
 from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind
 
 
@@ -23,9 +31,24 @@ class AttackResult:
     margins: torch.Tensor  # (N,)
 
 
+def likely_sets(problem: Problem, count: int) -> torch.Tensor:
+    """``count`` k-sets of other classes (count, k), by decreasing sum of clean logits (the
+    sets closest to overtaking the target together), cycling if there are fewer."""
+    logits = problem.logits()[0]
+    others = [c for c in torch.argsort(logits, descending=True).tolist() if c != problem.target]
+    pool = others[: problem.k + 3]
+    ranked = sorted(combinations(pool, problem.k), key=lambda s: -float(logits[list(s)].sum()))
+    return torch.tensor([ranked[i % len(ranked)] for i in range(count)], dtype=torch.long)
+
+
 def pgd_attack(problem: Problem, eps: torch.Tensor, *, restarts: int, steps: int,
-               step_fraction: float, seed: int, start: torch.Tensor | None = None) -> AttackResult:
-    """Minimize the margin over the box; best point per restart (sorted by margin)."""
+               step_fraction: float, seed: int, start: torch.Tensor | None = None,
+               targeted: int = 0) -> AttackResult:
+    """Minimize the margin over the box; best point per restart (sorted by margin). The
+    last ``targeted`` of the ``restarts`` each aim at one of ``likely_sets``."""
+    if not 0 <= targeted <= restarts:
+        raise ValueError("targeted must be between 0 and restarts")
+    sets = likely_sets(problem, targeted) if targeted else None
     lo, hi = problem.box(eps)
     width = hi - lo
     generator = torch.Generator().manual_seed(seed)
@@ -38,18 +61,41 @@ def pgd_attack(problem: Problem, eps: torch.Tensor, *, restarts: int, steps: int
     step = step_fraction * width
     for index in range(steps + 1):
         z.requires_grad_(True)
-        margin = problem.margin(z)
+        logits = problem.model(z)
+        margin = topk_margin(logits, problem.target, problem.k)
+        loss = margin
+        if sets is not None:
+            aimed = logits[-targeted:]
+            aimed = aimed[:, problem.target] - aimed.gather(1, sets).min(dim=1).values
+            loss = torch.cat([margin[: restarts - targeted], aimed])
         better = margin.detach() < best_m
         best_m = torch.where(better, margin.detach(), best_m)
         best_z[better] = z.detach()[better]
         if index == steps or bool((best_m <= 0).any()):
             break
-        (grad,) = torch.autograd.grad(margin.sum(), z)
+        (grad,) = torch.autograd.grad(loss.sum(), z)
         decay = 1.0 if index < steps // 2 else 0.5  # halve the step for the last half
         with torch.no_grad():
             z = torch.max(torch.min(z - decay * step * grad.sign(), hi), lo)
     order = torch.argsort(best_m)
     return AttackResult(points=best_z[order], margins=best_m[order])
+
+
+def best_point(hint: Verdict | None) -> torch.Tensor | None:
+    """The hint's lowest-margin weakest point (a start for PGD), if it has one."""
+    if hint is not None and hint.weakest_points is not None and len(hint.weakest_points):
+        return hint.weakest_points[0]
+    return None
+
+
+def falsify(problem: Problem, eps: torch.Tensor, hint: Verdict | None, *, restarts: int,
+            steps: int, seed: int) -> AttackResult:
+    """The complete verifiers' stronger PGD phase before they search: from the hint's best
+    point, half the restarts targeted at ``likely_sets`` (on 30 queries near the boundary
+    that the cascade's attack and alpha-CROWN left open, 32 restarts x 100 steps refuted 2
+    untargeted and 3 half-targeted, at the same cost)."""
+    return pgd_attack(problem, eps, restarts=restarts, steps=steps, step_fraction=0.1, seed=seed,
+                      start=best_point(hint), targeted=restarts // 2)
 
 
 class Attack(Verifier):
@@ -65,12 +111,11 @@ class Attack(Verifier):
         self.seed = seed
         self.keep = keep
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
-        start = None
-        if hint is not None and hint.weakest_points is not None and len(hint.weakest_points):
-            start = hint.weakest_points[0]
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
+             time_limit: float | None) -> Verdict:
         result = pgd_attack(problem, eps, restarts=self.restarts, steps=self.steps,
-                            step_fraction=self.step_fraction, seed=self.seed, start=start)
+                            step_fraction=self.step_fraction, seed=self.seed,
+                            start=best_point(hint))
         points, margins = result.points[: self.keep], result.margins[: self.keep]
         found = bool(margins[0] <= 0)
         return Verdict(status=Status.NOT_ROBUST if found else Status.UNKNOWN,

@@ -3,7 +3,7 @@
 The approach behind alpha-beta-CROWN (Wang et al., NeurIPS 2021, "Beta-CROWN"; Bunel et
 al., JMLR 2020, "Branch and bound for piecewise linear neural network verification"):
 
-1. a PGD falsification phase (``pgd_attack``), which settles most NOT_ROBUST queries;
+1. a PGD falsification phase (``attack.falsify``), which settles most NOT_ROBUST queries;
 2. the root branch: the box with its CROWN layer bounds (shared with the cascade through a
    ``LayerBoundsCache``) and its joint top-k margin bound;
 3. a loop over the open branches, worst bound first (a priority queue): pop ``batch`` of
@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from ringcert.problem import Problem
-from ringcert.verify.attack import pgd_attack
+from ringcert.verify.attack import falsify, pgd_attack
 from ringcert.verify.bounds import BoundMethod, network_bounds
 from ringcert.verify.branching import Branch, SplitRule, bound, children
-from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, check_witness
+from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, capped, check_witness
 
 if TYPE_CHECKING:
     from ringcert.verify.propagation import LayerBoundsCache
@@ -108,18 +108,19 @@ class BranchAndBound(Verifier):
         self.seed = seed
         self.cache = cache
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
+             time_limit: float | None) -> Verdict:
         with torch.no_grad():
-            return _Search(self, problem, eps, hint).run()
+            return _Search(self, problem, eps, hint, capped(self.time_limit, time_limit)).run()
 
 
 class _Search:
     """One query's branch and bound: the queue of open leaves and the running counts."""
 
     def __init__(self, settings: BranchAndBound, problem: Problem, eps: torch.Tensor,
-                 hint: Verdict | None) -> None:
+                 hint: Verdict | None, time_limit: float) -> None:
         self.settings, self.problem, self.eps, self.hint = settings, problem, eps, hint
-        self.deadline = time.perf_counter() + settings.time_limit
+        self.deadline = time.perf_counter() + time_limit
         self.padding = settings.abs_padding + settings.rel_padding * float(problem.logits().abs().max())
         self.points = _Points(problem, eps, settings.keep)
         self.queue: list[tuple[float, int, Branch]] = []
@@ -134,13 +135,9 @@ class _Search:
         settings, problem, eps = self.settings, self.problem, self.eps
         began = time.perf_counter()
         if settings.attack_restarts > 0:
-            hint, start = self.hint, None
-            if hint is not None and hint.weakest_points is not None and len(hint.weakest_points):
-                start = hint.weakest_points[0]
             with torch.enable_grad():
-                found = pgd_attack(problem, eps, restarts=settings.attack_restarts,
-                                   steps=settings.attack_steps, step_fraction=0.1,
-                                   seed=settings.seed, start=start)
+                found = falsify(problem, eps, self.hint, restarts=settings.attack_restarts,
+                                steps=settings.attack_steps, seed=settings.seed)
             self.points.add(found.points, found.margins)
             if self.points.witness is not None:
                 return self._verdict(Status.NOT_ROBUST, settled_by="attack")

@@ -1,13 +1,14 @@
 """The default verifier: cheap stages first, each only when the earlier ones left UNKNOWN.
 
 attack -> CROWN -> alpha-CROWN -> MILP (DESIGN.md section 2). Each stage receives the
-previous verdict as a hint (the MILP warm-starts from the attack's best point). The
-returned verdict is the deciding stage's, with the weakest points of the most informative
-stage and the time of every stage in ``stats``.
+previous verdict as a hint (the MILP warm-starts from the attack's best point) and what
+is left of the call's time limit. The returned verdict is the deciding stage's, with the
+weakest points of the most informative stage and the time of every stage in ``stats``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -27,12 +28,15 @@ class Cascade(Verifier):
             raise ValueError("a cascade needs at least one stage")
         self.stages = tuple(stages)
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
+             time_limit: float | None) -> Verdict:
         stats: dict[str, float | int | str] = {}
         weakest: Verdict | None = hint
         verdict = hint
+        began = time.perf_counter()
         for stage in self.stages:
-            verdict = stage.verify(problem, eps, hint=weakest)
+            left = None if time_limit is None else max(time_limit - (time.perf_counter() - began), 0.0)
+            verdict = stage.verify(problem, eps, hint=weakest, time_limit=left)
             stats[f"{stage.kind.value}_time_s"] = verdict.stats.get("time_s", 0.0)
             if verdict.weakest_points is not None:
                 weakest = verdict

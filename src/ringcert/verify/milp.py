@@ -36,11 +36,11 @@ import numpy as np
 import torch
 
 from ringcert.problem import Problem
-from ringcert.verify.attack import pgd_attack
+from ringcert.verify.attack import best_point, falsify, pgd_attack
 from ringcert.verify.bounds import BoundMethod, network_bounds
 from ringcert.verify.milp_bounds import optimized_second_conv, supports_local
 from ringcert.verify.milp_encoding import Encoding, VarKind, encode
-from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, check_witness
+from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, capped, check_witness
 
 if TYPE_CHECKING:
     from ringcert.verify.propagation import LayerBoundsCache
@@ -162,7 +162,8 @@ class Milp(Verifier):
         self.keep = keep
         self.seed = seed
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
+             time_limit: float | None) -> Verdict:
         began = time.perf_counter()
         bounds, method = layer_bounds(problem, eps, self.bounds, cache=self.cache)
         unstable = unstable_relus(problem.model, bounds)
@@ -183,7 +184,7 @@ class Milp(Verifier):
         build_time = time.perf_counter() - began
         start = self._start_point(problem, eps, hint) if self.warm_start else None
         run = _Solve(self, problem, eps, encoding, start,
-                     time_limit=max(self.time_limit - build_time, 0.01))
+                     time_limit=max(capped(self.time_limit, time_limit) - build_time, 0.01))
         return run.verdict(stats={"bounds": method.value, "build_s": build_time, **tighten,
                                   **{key: int(value) for key, value in encoding.stats.items()}})
 
@@ -193,11 +194,8 @@ class Milp(Verifier):
         from the hint's best point): near the robustness boundary it refutes queries the
         MILP would spend its whole budget on. Returns (NOT_ROBUST verdict or None, the run's
         points as a hint for the warm start)."""
-        start = None
-        if hint is not None and hint.weakest_points is not None and len(hint.weakest_points):
-            start = hint.weakest_points[0]
-        result = pgd_attack(problem, eps, restarts=self.attack_restarts, steps=self.attack_steps,
-                            step_fraction=0.1, seed=self.seed + 1, start=start)
+        result = falsify(problem, eps, hint, restarts=self.attack_restarts,
+                         steps=self.attack_steps, seed=self.seed + 1)
         points = Verdict(status=Status.UNKNOWN, verifier=VerifierKind.ATTACK,
                          weakest_points=result.points[: self.keep],
                          weakest_margins=result.margins[: self.keep])
@@ -210,8 +208,9 @@ class Milp(Verifier):
 
     def _start_point(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None
                      ) -> torch.Tensor:
-        if hint is not None and hint.weakest_points is not None and len(hint.weakest_points):
-            return hint.weakest_points[0]
+        start = best_point(hint)
+        if start is not None:
+            return start
         return pgd_attack(problem, eps, restarts=4, steps=20, step_fraction=0.1,
                           seed=self.seed).points[0]
 

@@ -63,7 +63,8 @@ class _BoundVerifier(Verifier):
         return margin_bound(problem, eps, method=self.method, joint=self.joint,
                             network_bounds=bounds, grid=self.grid)
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
+             time_limit: float | None) -> Verdict:
         with torch.no_grad():
             lo, hi = problem.box(eps)
             layer_method = BoundMethod.IBP if self.method is BoundMethod.IBP else BoundMethod.CROWN
@@ -123,13 +124,14 @@ class AlphaCrown(_BoundVerifier):
         self.max_gap = max_gap
         self._last: tuple[tuple[int, int, int], AlphaParams] | None = None
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
+             time_limit: float | None) -> Verdict:
         if (self.max_gap is not None and hint is not None and hint.verifier is VerifierKind.CROWN
                 and hint.bound is not None and hint.bound < -self.max_gap):
             return Verdict(status=Status.UNKNOWN, verifier=self.kind, bound=hint.bound,
                            weakest_points=hint.weakest_points,
                            weakest_margins=hint.weakest_margins, stats={"skipped_gap": 1})
-        return super()._run(problem, eps, hint)
+        return super()._run(problem, eps, hint, time_limit)
 
     def _bound(self, problem: Problem, eps: torch.Tensor, bounds: NetworkBounds) -> MarginBound:
         key = (id(problem.model), problem.target, problem.k)

@@ -81,18 +81,26 @@ def project(problem: Problem, eps: torch.Tensor, z: torch.Tensor) -> torch.Tenso
     return torch.max(torch.min(z.detach().float(), hi), lo)
 
 
+def capped(own: float, cap: float | None) -> float:
+    """A verifier's own per-query time limit, lowered to the caller's ``cap`` if smaller."""
+    return own if cap is None else min(own, cap)
+
+
 class Verifier(ABC):
     """Base class: subclasses store keyword-only settings and implement ``_run``."""
 
     kind: VerifierKind
 
     def verify(self, problem: Problem, eps: torch.Tensor | np.ndarray | list[float], *,
-               hint: Verdict | None = None) -> Verdict:
+               hint: Verdict | None = None, time_limit: float | None = None) -> Verdict:
         """Answer the query. ``hint``: an earlier stage's verdict on the same query, whose
-        weakest points a stage may use (warm starts); it never decides the answer."""
+        weakest points a stage may use (warm starts); it never decides the answer.
+        ``time_limit``: a cap in seconds on this call (a search passes what its budget can
+        spare); verifiers with a per-query limit of their own use the smaller of the two,
+        the fast stages ignore it."""
         eps_t = problem.check_eps(eps).detach().to(torch.float64)
         began = time.perf_counter()
-        verdict = self._run(problem, eps_t, hint)
+        verdict = self._run(problem, eps_t, hint, time_limit)
         if verdict.status is Status.NOT_ROBUST:
             witness = verdict.counterexample
             if witness is not None:
@@ -109,5 +117,6 @@ class Verifier(ABC):
         return replace(verdict, stats={**verdict.stats, "time_s": time.perf_counter() - began})
 
     @abstractmethod
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None) -> Verdict:
-        """Answer the query for a validated float64 ``eps``."""
+    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
+             time_limit: float | None) -> Verdict:
+        """Answer the query for a validated float64 ``eps`` within ``time_limit`` (if not None)."""
