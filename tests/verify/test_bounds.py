@@ -165,7 +165,8 @@ def test_crown_tightens_and_joint_helps_somewhere() -> None:
 @pytest.mark.parametrize("builder", [net_a, net_b])
 def test_operator_backward_steps_are_sound(builder) -> None:
     """Each layer's backward step: ``A . layer(x) >= A' . x + bias`` on samples of its
-    input bounds (equality for affine layers)."""
+    input bounds (equality for affine layers), with CROWN's relaxation and with any
+    alpha-CROWN parameters in [0, 1] (random per row, all 0, all 1)."""
     network, shape = builder(7)
     generator = torch.Generator().manual_seed(7)
     centre = torch.rand(shape, generator=generator)
@@ -175,14 +176,22 @@ def test_operator_backward_steps_are_sound(builder) -> None:
     inputs = [points, *layer_outputs(network, points)[:-1]]
     for index, layer in enumerate(network):
         low, up = bounds.inputs[index]
-        x = inputs[index]
+        # reachable inputs, and the whole box the step is claimed on (corners included)
+        corners = low + torch.randint(0, 2, (500, *low.shape), generator=generator) * (up - low)
+        anywhere = low + torch.rand((500, *low.shape), generator=generator) * (up - low)
+        x = torch.cat([inputs[index], corners, anywhere])
         with torch.no_grad():
             y = layer(x)
         coef = torch.randn((6, *y.shape[1:]), generator=generator)
-        coef_in, bias = operator_for(layer).backward(layer, coef, low, up)
         exact = y.flatten(1) @ coef.flatten(1).T
-        linear = x.flatten(1) @ coef_in.flatten(1).T + bias
-        assert bool((exact >= linear - TOL).all()), type(layer).__name__
+        initial = operator_for(layer).initial_alpha(layer, low, up)
+        choices = [None] if initial is None else [
+            None, torch.rand((6, *initial.shape), generator=generator),
+            torch.zeros_like(initial), torch.ones_like(initial)]
+        for alpha in choices:
+            coef_in, bias = operator_for(layer).backward(layer, coef, low, up, alpha=alpha)
+            linear = x.flatten(1) @ coef_in.flatten(1).T + bias
+            assert bool((exact >= linear - TOL).all()), type(layer).__name__
         if operator_for(layer).affine:
             assert torch.allclose(exact, linear, atol=TOL), type(layer).__name__
 

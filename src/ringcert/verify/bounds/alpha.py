@@ -2,8 +2,10 @@
 neural network verification with rapid and massively parallel incomplete verifiers").
 
 The lower slope of every unstable ReLU is a free parameter in [0, 1] (each gives a sound
-relaxation), one per neuron and per candidate k-set; so are the convex weights
-``lambda`` of each set's combination (softmax-parametrized). A few Adam steps maximize
+relaxation), one per neuron and per candidate k-set; so is the weight of each max-pool
+window's linear upper bound (``maxpool``), and the convex weights ``lambda`` of each set's
+combination (softmax-parametrized). The parameters start at CROWN's choices
+(``OperatorBounds.initial_alpha``). A few Adam steps maximize
 the sum of the per-set bounds; the best value of each set over the steps is kept.
 Intermediate bounds stay the CROWN ones, which keeps a query to a few backward passes
 of one batch of rows. The final evaluation reuses the optimized parameters as constants
@@ -23,14 +25,15 @@ import torch
 from torch import nn
 
 from ringcert.verify.bounds.crown import Interval, backward, concretize
-from ringcert.verify.bounds.relu import default_slope
+from ringcert.verify.bounds.registry import operator_for
 from ringcert.verify.bounds.topk import set_rows
 
 
 @dataclass(frozen=True, eq=False)
 class AlphaParams:
-    """Optimized parameters: lower ReLU slopes per ReLU layer index, each (sets, *shape),
-    and the logits of each set's convex weights (sets, k)."""
+    """Optimized parameters: the relaxation parameters per layer index (ReLU lower slopes,
+    max-pool upper-bound weights), each (sets, *shape), and the logits of each set's convex
+    weights (sets, k)."""
 
     slopes: dict[int, torch.Tensor]
     weight_logits: torch.Tensor
@@ -43,16 +46,19 @@ class AlphaResult:
     params: AlphaParams  # the best parameters found (a start for a nearby query)
 
 
-def _start_slopes(fixed: Sequence[Interval], relus: list[int], count: int,
+def _start_slopes(network: nn.Sequential, fixed: Sequence[Interval], count: int,
                   start: AlphaParams | None) -> dict[int, torch.Tensor]:
     slopes = {}
-    for i in relus:
-        shape = (count, *fixed[i][0].shape)
+    for i, layer in enumerate(network):
+        initial = operator_for(layer).initial_alpha(layer, *fixed[i])
+        if initial is None:
+            continue
+        shape = (count, *initial.shape)
         given = None if start is None else start.slopes.get(i)
         if given is not None and tuple(given.shape) == shape:
-            slopes[i] = given.to(fixed[i][0].dtype).clamp(0.0, 1.0).clone()
+            slopes[i] = given.to(initial.dtype).clamp(0.0, 1.0).clone()
         else:
-            slopes[i] = default_slope(*fixed[i]).expand(*shape).clone()
+            slopes[i] = initial.expand(*shape).clone()
     return slopes
 
 
@@ -65,9 +71,8 @@ def optimize_sets(network: nn.Sequential, inputs: Sequence[Interval], sets: list
     last = len(network) - 1
     fixed = [(low.detach(), up.detach()) for low, up in inputs]
     count = len(sets)
-    relus = [i for i, layer in enumerate(network) if isinstance(layer, nn.ReLU)]
     with torch.enable_grad():
-        alphas = {i: a.requires_grad_() for i, a in _start_slopes(fixed, relus, count, start).items()}
+        alphas = {i: a.requires_grad_() for i, a in _start_slopes(network, fixed, count, start).items()}
         if start is not None and tuple(start.weight_logits.shape) == tuple(init_weights.shape):
             theta = start.weight_logits.detach().to(init_weights.dtype).clone().requires_grad_()
         else:

@@ -45,9 +45,15 @@ class OperatorBounds(ABC):
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(A', bias)`` with ``A . layer(x) >= A' . x + bias`` for x in ``[lower, upper]``.
 
-        ``alpha`` (only meaningful for ReLU): lower relaxation slopes, shape broadcastable
-        to ``coef``, as optimized by alpha-CROWN.
+        ``alpha``: the free parameters of the layer's relaxation as optimized by
+        alpha-CROWN (see ``initial_alpha``); None: CROWN's choice.
         """
+
+    def initial_alpha(self, layer: nn.Module, lower: torch.Tensor, upper: torch.Tensor
+                      ) -> torch.Tensor | None:
+        """The relaxation's free parameters at CROWN's choice, every value in [0, 1] giving
+        a valid relaxation (alpha-CROWN optimizes them); None: the layer has none."""
+        return None
 
 
 def interval_affine(center_out: torch.Tensor, radius_out: torch.Tensor

@@ -46,7 +46,11 @@ class ReluBounds(OperatorBounds):
     def ibp(self, layer, lower, upper):
         return lower.clamp(min=0), upper.clamp(min=0)
 
+    def initial_alpha(self, layer, lower, upper):
+        return default_slope(lower, upper)
+
     def backward(self, layer, coef, lower, upper, *, alpha=None):
+        """``alpha``: lower slopes of the unstable neurons, broadcastable to ``coef``."""
         low_slope, up_slope, up_icpt = relaxation(lower, upper, alpha)
         pos, neg = coef.clamp(min=0), coef.clamp(max=0)
         coef_in = pos * low_slope + neg * up_slope
