@@ -12,9 +12,10 @@ the two at the box's worst case by the offset ``max(0, U - l_t)``. CROWN takes i
 the offset is at most ``LINEAR_UPPER_SHARE`` of ``x_t``'s width; alpha-CROWN optimizes a
 convex combination of the two per window (``initial_alpha``: the weight of the linear
 bound; any weight in [0, 1] gives a valid bound). On the shipped classifiers' ladder
-queries (``benchmarks/verifiers.py``, 5 test images) whose CROWN bound lies in (-10, 10), share 0.5 raised
-the bound by 0.51 (none) and 0.28 (pgd) logits on average against DeepPoly's constant
-(0.25: 0.40 / 0.21; 1: -0.89 / -0.29, looser), alpha-CROWN's by 0.49 / 0.17.
+queries (``benchmarks/verifiers.py``, 5 test images) whose CROWN bound lies in (-10, 10),
+share 0.5 raised the bound by 0.51 (none) and 0.28 (pgd) logits on average against
+DeepPoly's constant (0.25: 0.40 / 0.21; 1: -0.89 / -0.29, looser), alpha-CROWN's by
+0.49 / 0.17.
 
 Windows are cut out with ``unfold`` so overlapping windows and padding are handled; the
 coefficients go back to the chosen inputs with a scatter-add.
