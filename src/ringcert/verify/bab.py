@@ -1,4 +1,4 @@
-"""The second complete verifier: branch and bound over ReLU splits with CROWN bounds.
+"""The second complete verifier: branch and bound over ReLU splits with (beta-)CROWN bounds.
 
 The approach behind alpha-beta-CROWN (Wang et al., NeurIPS 2021, "Beta-CROWN"; Bunel et
 al., JMLR 2020, "Branch and bound for piecewise linear neural network verification"):
@@ -8,7 +8,8 @@ al., JMLR 2020, "Branch and bound for piecewise linear neural network verificati
    ``LayerBoundsCache``) and its joint top-k margin bound;
 3. a loop over the open branches, worst bound first (a priority queue): pop ``batch`` of
    them, split each on one ReLU neuron (``branching.children``: the children's layer
-   bounds clamp the split neuron and recompute the later layers with CROWN; once no ReLU
+   bounds clamp the split neuron and recompute the later layers with CROWN, and the sets
+   CROWN leaves open get beta-CROWN's split multipliers, ``beta.py``; once no ReLU
    is unstable, the box is bisected instead), prune every
    child whose bound minus ``padding`` is positive and every empty child, and check the
    children's bound minimizers with a forward pass (PGD from the most promising one).
@@ -85,7 +86,9 @@ class BranchAndBound(Verifier):
     of ``attack_steps`` steps also starts from a step's lowest-margin leaf minimizer when
     it is the best point so far, and every ``leaf_attack_every`` steps in any case;
     ``abs_padding`` + ``rel_padding`` * max |logit| the float32 slack a leaf bound must
-    clear (as for the other bound verifiers); ``grid`` the top-k lambda grid; ``keep``
+    clear (as for the other bound verifiers); ``beta_steps`` and ``beta_lr`` the Adam steps
+    on each branch's split multipliers (beta-CROWN, ``beta.py``; 0: plain CROWN bounds);
+    ``grid`` the top-k lambda grid; ``keep``
     weakest points; ``seed`` the attack's; ``cache`` the cascade's shared CROWN layer bounds.
     """
 
@@ -94,7 +97,8 @@ class BranchAndBound(Verifier):
     def __init__(self, *, time_limit: float = 60.0, batch: int = 4, max_branches: int = 20_000,
                  split: SplitRule | str = SplitRule.BABSR, attack_restarts: int = 32,
                  attack_steps: int = 100, abs_padding: float = 1e-4, rel_padding: float = 1e-5,
-                 leaf_attack_every: int = 10, grid: int = 4, keep: int = 8, seed: int = 0,
+                 leaf_attack_every: int = 10, beta_steps: int = 3, beta_lr: float = 0.2,
+                 grid: int = 4, keep: int = 8, seed: int = 0,
                  cache: LayerBoundsCache | None = None) -> None:
         self.time_limit = time_limit
         self.batch = batch
@@ -105,6 +109,8 @@ class BranchAndBound(Verifier):
         self.leaf_attack_every = leaf_attack_every
         self.abs_padding = abs_padding
         self.rel_padding = rel_padding
+        self.beta_steps = beta_steps
+        self.beta_lr = beta_lr
         self.grid = grid
         self.keep = keep
         self.seed = seed
@@ -175,7 +181,8 @@ class _Search:
                     heapq.heappush(self.queue, (rest.lower, next(self.ticket), rest))
                 break
             split = children(self.problem, self.eps, branch, rule=self.settings.split,
-                             grid=self.settings.grid, settled=self.padding)
+                             grid=self.settings.grid, settled=self.padding,
+                             beta_steps=self.settings.beta_steps, beta_lr=self.settings.beta_lr)
             if split is None:  # nothing left to split: an open leaf for good
                 self.counts["stuck"] += 1
                 self.settled = min(self.settled, branch.lower)

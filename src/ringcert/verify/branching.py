@@ -8,8 +8,8 @@ valid on that domain: the parent's, with the split neuron clamped to ``[max(l, 0
 The clamped neuron's relaxation becomes exact, and later bounds tighten. This is the
 ReLU-split branch and bound of Bunel et al., JMLR 2020, "Branch and bound for piecewise
 linear neural network verification", with CROWN as the bounding method as in
-alpha-beta-CROWN, but without beta-CROWN's Lagrange multipliers for the split constraints
-(Wang et al., NeurIPS 2021), which would only tighten the bound further.
+alpha-beta-CROWN, and, for the sets CROWN leaves open, beta-CROWN's multipliers for the
+split constraints (``beta.py``; Wang et al., NeurIPS 2021), which CROWN alone ignores.
 
 Which neuron to split: BaBSR-style (Bunel et al. 2020), the unstable neuron maximizing
 ``|A| * u (-l) / (u - l)``, with ``A`` its coefficient in the weakest set's linear bound
@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ringcert.problem import Problem
+from ringcert.verify.beta import split_bound
 from ringcert.verify.bounds import BoundMethod, NetworkBounds, margin_bound
 from ringcert.verify.bounds.crown import Interval, backward, branch_layer_bounds
 
@@ -57,8 +58,10 @@ class Split:
 class Branch:
     """A bounded branch: ``lower`` is a sound lower bound on the margin over its domain
     (before padding), the smallest of ``per_set`` (one per candidate k-set); ``minimizer``
-    the box point minimizing the linear bound of the weakest set CROWN found, ``row`` that
-    set's specification row; ``layers[i]`` bounds on layer ``i``'s output."""
+    the box point minimizing the linear bound of the weakest set CROWN found, ``row`` the
+    weakest set's specification row; ``layers[i]`` bounds on layer ``i``'s output;
+    ``betas`` (sets, splits) the split multipliers per set (``beta.py``; zero for sets not
+    optimized), None when none were."""
 
     box: Interval
     layers: list[Interval]
@@ -68,6 +71,7 @@ class Branch:
     minimizer: torch.Tensor
     row: torch.Tensor
     depth: int
+    betas: torch.Tensor | None = None
 
     def satisfies(self, network: nn.Sequential, points: torch.Tensor) -> torch.Tensor:
         """Which points (N, *input shape) lie in the branch's domain (box and splits)."""
@@ -86,8 +90,10 @@ class Branch:
 
 def bound(problem: Problem, eps: torch.Tensor, box: Interval, layers: list[Interval], *,
           splits: tuple[Split, ...] = (), parent: Branch | None = None, grid: int = 4,
-          settled: float = math.inf) -> Branch:
-    """The branch with these layer bounds (valid on its domain), bounded with CROWN.
+          settled: float = math.inf, beta_steps: int = 0, beta_lr: float = 0.2) -> Branch:
+    """The branch with these layer bounds (valid on its domain), bounded with CROWN and, for
+    the sets still at or below ``settled`` when there are splits, ``beta_steps`` steps of
+    beta-CROWN (``beta.split_bound``) started from the parent's multipliers.
 
     The parent's bound per candidate set holds on the child's domain too, and CROWN's
     adaptive slopes make its bound non-monotone in the intermediate bounds (a tighter
@@ -98,13 +104,23 @@ def bound(problem: Problem, eps: torch.Tensor, box: Interval, layers: list[Inter
     skip = None if parent is None else parent.per_set > settled
     result = margin_bound(problem, eps, method=BoundMethod.CROWN, grid=grid, box=box,
                           network_bounds=NetworkBounds(input=box, layers=layers), skip_sets=skip)
-    assert result.row is not None
     per_set = result.per_set.detach()
     if parent is not None:  # skipped sets (+inf in ``result``) keep the parent's bound
         per_set = torch.where(skip, parent.per_set, torch.maximum(per_set, parent.per_set))
+    betas = None
+    open_sets = (per_set <= settled).nonzero()[:, 0]
+    if beta_steps > 0 and splits and open_sets.numel() > 0:
+        betas = torch.zeros(per_set.numel(), len(splits), dtype=box[0].dtype)
+        if parent is not None and parent.betas is not None:  # a new split's multiplier is 0
+            betas[:, : parent.betas.shape[1]] = parent.betas
+        found = split_bound(problem.model, box, layers, result.set_rows[open_sets], splits,
+                            steps=beta_steps, lr=beta_lr, start=betas[open_sets])
+        per_set = per_set.index_put((open_sets,), torch.maximum(per_set[open_sets], found.lower))
+        betas[open_sets] = found.betas
     return Branch(box=box, layers=layers, splits=splits, lower=float(per_set.min()),
-                  per_set=per_set, minimizer=result.minimizer, row=result.row,
-                  depth=0 if parent is None else parent.depth + 1)
+                  per_set=per_set, minimizer=result.minimizer,
+                  row=result.set_rows[int(per_set.argmin())],
+                  depth=0 if parent is None else parent.depth + 1, betas=betas)
 
 
 class _Half(NamedTuple):
@@ -119,10 +135,11 @@ class _Half(NamedTuple):
 
 
 def children(problem: Problem, eps: torch.Tensor, branch: Branch, *, rule: SplitRule,
-             grid: int = 4, settled: float = math.inf) -> tuple[list[Branch], int] | None:
-    """The two halves of ``branch``, bounded (``bound``), without the empty ones, and how
-    many were empty; None when nothing is left to split (no unstable ReLU, a zero-width
-    box)."""
+             grid: int = 4, settled: float = math.inf, beta_steps: int = 0,
+             beta_lr: float = 0.2) -> tuple[list[Branch], int] | None:
+    """The two halves of ``branch``, bounded (``bound``, with these settings), without the
+    empty ones, and how many were empty; None when nothing is left to split (no unstable
+    ReLU, a zero-width box)."""
     network = problem.model
     choice = _relu_choice(network, branch, rule)
     halves = _relu_halves(branch, *choice) if choice is not None else _input_halves(branch)
@@ -136,7 +153,7 @@ def children(problem: Problem, eps: torch.Tensor, branch: Branch, *, rule: Split
             empty += 1
             continue
         found.append(bound(problem, eps, half.box, layers, splits=half.splits, parent=branch,
-                           grid=grid, settled=settled))
+                           grid=grid, settled=settled, beta_steps=beta_steps, beta_lr=beta_lr))
     return found, empty
 
 

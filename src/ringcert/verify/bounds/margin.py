@@ -29,15 +29,17 @@ class MarginBound:
     requires grad); ``minimizer`` (C, H, W): the box point minimizing the final linear
     bound of the weakest set; ``per_set``: bound per candidate k-set, in the order of
     ``topk.candidate_sets``; ``alpha_params``: alpha-CROWN's optimized parameters (None for
-    IBP and CROWN); ``row`` (n,): the specification row (coefficients on the logits) with
-    the best IBP / CROWN bound for the weakest set (branch and bound scores splits with it).
+    IBP and CROWN); ``set_rows`` (sets, n): per candidate set, the specification row
+    (coefficients on the logits) with the best IBP / CROWN bound for it (branch and bound
+    scores splits with the weakest set's and optimizes split multipliers on them; rows of
+    skipped sets are arbitrary).
     """
 
     lower: torch.Tensor
     minimizer: torch.Tensor
     per_set: torch.Tensor
+    set_rows: torch.Tensor
     alpha_params: AlphaParams | None = None
-    row: torch.Tensor | None = None
 
 
 def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, joint: bool = True,
@@ -79,9 +81,9 @@ def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, jo
             coef, bias = backward(network, inputs, spec.rows, last=last)
             row_lower = torch.maximum(row_lower, concretize(coef, bias, lo, hi))
         per_set = spec.per_set(row_lower)
+        best_rows = torch.where(spec.member, row_lower.detach()[:, None], -torch.inf).argmax(0)
         found = None
         if method is BoundMethod.ALPHA_CROWN:
-            best_rows = torch.where(spec.member, row_lower.detach()[:, None], -torch.inf).argmax(0)
             init = -spec.rows[best_rows].gather(1, torch.tensor(spec.sets, dtype=torch.long))
             found = optimize_sets(network, inputs, spec.sets, init, num_classes=num_classes,
                                   target=problem.target, steps=alpha_steps, lr=alpha_lr,
@@ -90,7 +92,7 @@ def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, jo
         if skip_sets is not None:
             per_set = torch.where(skip_sets, torch.inf, per_set)
         weakest = int(per_set.detach().argmin())
-        best_row = int(torch.where(spec.member[:, weakest], row_lower.detach(), -torch.inf).argmax())
+        best_row = int(best_rows[weakest])
         weakest_coef = None if coef is None else coef[best_row]
         if found is not None and bool(found.lower[weakest] >= crown_per_set[weakest]):
             weakest_coef = found.coef[weakest]
@@ -99,7 +101,7 @@ def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, jo
         point = minimizer(weakest_coef.detach(), lo.detach(), hi.detach())
         return MarginBound(lower=per_set.min(), minimizer=point, per_set=per_set,
                            alpha_params=None if found is None else found.params,
-                           row=spec.rows[best_row])
+                           set_rows=spec.rows[best_rows])
 
 
 def _linearization(problem: Problem, row: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
