@@ -18,7 +18,8 @@ then run through MILP variants (each tractability measure on its own):
   (``verify/bab.py``), default settings (its own PGD phase first).
 
 Prints the fraction settled within each time limit and the median time.
-Usage: ``python benchmarks/complete.py --queries 30 --limits 30 60 120``.
+Usage: ``python benchmarks/complete.py --queries 30 --limits 30 60 120`` (``--shard 1/2`` and
+``--shard 2/2`` in two processes split the queries between them).
 """
 
 from __future__ import annotations
@@ -115,7 +116,15 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--width", type=int, default=6, help="rings with non-zero epsilon")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shard", default="1/1", help="K/N: run queries K, K+N, ... (1-based), "
+                        "to split one run over N processes")
     args = parser.parse_args()
+    try:
+        shard, shards = (int(part) for part in args.shard.split("/"))
+        if not 1 <= shard <= shards:
+            raise ValueError
+    except ValueError:
+        parser.error(f"--shard must be K/N with 1 <= K <= N, got {args.shard!r}")
     torch.set_num_threads(1)
     models = []
     for name in args.models:
@@ -126,6 +135,7 @@ def main() -> None:
             print(f"skipping model {name}: {error}")
     queries = list(open_queries(args.queries, models=models, width=args.width, seed=args.seed))
     print(f"{len(queries)} queries left UNKNOWN by attack + alpha-CROWN")
+    queries = queries[shard - 1::shards]
     limits = sorted(args.limits)
     results: dict[str, list[tuple[Status, float]]] = {}
     for variant in args.variants:

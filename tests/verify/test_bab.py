@@ -132,7 +132,7 @@ def _samples(problem, eps: np.ndarray, branches: list[Branch], count: int) -> to
 @pytest.mark.parametrize(("factory", "shape", "seed", "k", "radii"), [
     (_mlp, (2, 2), 11, 1, [0.1, 0.3]),
     (_pooled, (1, 3), 29, 1, [0.8, 0.8, 0.8]),
-    (_conv_net, (8, 8), 0, 2, [0.1] * 7 + [0.0]),
+    (_conv_net, (8, 8), 0, 2, [0.08] * 7 + [0.0]),
     (_conv_net, (8, 8), 1, 2, [0.1] * 7 + [0.0]),
 ])
 @pytest.mark.parametrize("beta_steps", [0, 10])

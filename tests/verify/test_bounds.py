@@ -44,12 +44,14 @@ def net_a(seed: int) -> tuple[nn.Sequential, tuple[int, int, int]]:
 
 
 def net_b(seed: int) -> tuple[nn.Sequential, tuple[int, int, int]]:
-    """Conv(p1) - AvgPool(3,s1,p1) - Conv(4,s2) - ReLU - MaxPool(2) - Flatten - Linear:
-    two affine mixing layers in a row, a max-pool fed by a ReLU, 4 classes, input (2,10,10)."""
+    """Conv(p1) - AvgPool(3,s1,p1) - Conv(4,s2) - ReLU - MaxPool(2,p1) - Flatten - Linear:
+    two affine mixing layers in a row, a max-pool fed by a ReLU whose padded windows hold 1,
+    2 or 4 inputs, 4 classes, input (2,10,10)."""
     torch.manual_seed(seed)
     network = nn.Sequential(
         nn.Conv2d(2, 3, 3, padding=1), nn.AvgPool2d(3, stride=1, padding=1),
-        nn.Conv2d(3, 3, 4, stride=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 4))
+        nn.Conv2d(3, 3, 4, stride=2), nn.ReLU(), nn.MaxPool2d(2, padding=1), nn.Flatten(),
+        nn.Linear(27, 4))
     return network.eval(), (2, 10, 10)
 
 
