@@ -155,6 +155,8 @@ def test_every_branch_bound_holds_on_its_domain(factory, shape, seed, k, radii, 
     assert len(bounded) >= 6 and max(len(b.splits) for b in bounded) >= 2
     if beta_steps:  # the split multipliers were used (they prove the _mlp case in 6 branches)
         assert any(b.betas is not None and bool(b.betas.any()) for b in bounded)
+    if factory is not _mlp:  # max-pool splits (at a threshold) were made
+        assert any(split.threshold > 0 for b in bounded for split in b.splits)
     torch.manual_seed(seed)
     pool = _samples(problem, eps, bounded, 4000)
     checked, deepest = 0, 0
@@ -199,8 +201,9 @@ def test_tiny_budgets_give_unknown_and_registry_builds_bab() -> None:
         assert verdict.bound is not None and verdict.bound < 0
     slow = _problem(_conv_net(1), (8, 8), 1)
     eps = np.full(slow.num_rings, 0.1)
-    eps[-1] = 0.0  # robust by the MILP; CROWN-bounded BaB is far from done within 0.5 s
-    assert BranchAndBound(time_limit=0.5).verify(slow, eps).status is Status.UNKNOWN
+    eps[-1] = 0.0  # robust by the MILP, not by the root bound: BaB needs ~30 branches
+    assert BranchAndBound(time_limit=0.01).verify(slow, eps).status is Status.UNKNOWN
+    assert BranchAndBound(time_limit=30).verify(slow, eps).status is Status.ROBUST
     cache = LayerBoundsCache()  # as in a cascade: CROWN's layer bounds are reused
     assert not Crown(cache=cache).verify(problem, [0.1, 0.3]).robust
     assert BranchAndBound(cache=cache, attack_restarts=0).verify(problem, [0.1, 0.3]).robust

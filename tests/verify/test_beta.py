@@ -1,11 +1,12 @@
 """Beta-CROWN split multipliers (``verify/beta.py``) against sampled points of the branch.
 
-A branch is built the way branch and bound builds it (``branching.children``), always
-keeping the half that contains a chosen box point ``x0``, so its domain (box and splits)
-is not empty. On it: with 0 steps ``split_bound`` is plain CROWN (the same backward pass
-without multipliers); with steps it never goes below that, never above the value of the
-rows at any sampled point of the domain (uniform points and corners of the box, filtered by
-the splits, and ``x0``); and it does rise somewhere, or the multipliers would be a no-op.
+A branch is built the way branch and bound builds it (``branching.children``, ReLU splits
+and max-pool splits at a threshold), always keeping the half that contains a chosen box
+point ``x0``, so its domain (box and splits) is not empty. On it: with 0 steps
+``split_bound`` is plain CROWN (the same backward pass without multipliers); with steps it
+never goes below that, never above the value of the rows at any sampled point of the
+domain (uniform points and corners of the box, filtered by the splits, and ``x0``); and it
+does rise somewhere, or the multipliers would be a no-op.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _branch_around(problem, eps: np.ndarray, x0: torch.Tensor, depth: int) -> Br
     layers = network_bounds(problem.model, lo, hi, method=BoundMethod.CROWN).layers
     branch = bound(problem, problem.check_eps(eps), (lo, hi), [(a.detach(), b.detach()) for a, b in layers])
     for _ in range(depth):
-        found = children(problem, problem.check_eps(eps), branch, rule=SplitRule.WIDEST)
+        found = children(problem, problem.check_eps(eps), branch, rule=SplitRule.BABSR)
         if found is None:
             break
         holding = [kid for kid in found[0] if bool(kid.satisfies(problem.model, x0[None])[0])]
@@ -71,7 +72,7 @@ def test_multipliers_bound_the_branch_and_start_at_crown(factory, shape, seed) -
 
 
 def test_multipliers_raise_some_bound() -> None:
-    raised = 0.0
+    raised, thresholds = 0.0, 0
     for factory, shape, seed in CASES:
         problem = _problem(factory(seed), shape, seed, k=1)
         eps = np.full(problem.num_rings, 0.3)
@@ -85,7 +86,9 @@ def test_multipliers_raise_some_bound() -> None:
         optimized = split_bound(problem.model, branch.box, branch.layers, rows, branch.splits,
                                 steps=40, lr=0.1)
         raised += float((optimized.lower - plain.lower).sum())
+        thresholds += sum(split.threshold > 0 for split in branch.splits)
     assert raised > 1e-3
+    assert thresholds > 0  # max-pool splits, whose multipliers carry a constant term
 
 
 def test_needs_a_split() -> None:

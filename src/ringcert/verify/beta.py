@@ -1,16 +1,17 @@
 """Beta-CROWN: a branch's split constraints in its CROWN bound (Wang et al., NeurIPS 2021,
 "Beta-CROWN: efficient bound propagation with per-neuron split constraints").
 
-A branch of branch and bound (``branching.py``) is the box points whose split ReLU
-pre-activations ``z_j`` satisfy ``s_j z_j >= 0`` (``s_j`` = +1 for an active split, -1 for an
-inactive one). Plain CROWN uses the splits only to clamp the split neurons' bounds; it
-minimizes over the whole box, including points that violate them. For any multipliers
-``beta_j >= 0``, ``f(x) >= f(x) - sum_j beta_j s_j z_j(x)`` on the branch, so the CROWN bound
-of the right-hand side (``-beta_j s_j`` added to the coefficient of ``z_j`` when the backward
-pass reaches the split layer) is a sound bound on the branch, and for ``beta = 0`` it is
-plain CROWN's. The bound is concave in ``beta``: projected Adam steps raise it, the best
-value per row is kept. Children start from their parent's multipliers (a new split's at 0),
-as beta-CROWN does, so a few steps per branch suffice.
+A branch of branch and bound (``branching.py``) is the box points whose split neurons
+``z_j`` (ReLU pre-activations, or max-pool inputs) satisfy ``s_j (z_j - t_j) >= 0`` (``s_j``
+= +1 for an active split, -1 for an inactive one; threshold ``t_j``, 0 for a ReLU split).
+Plain CROWN uses the splits only to clamp the split neurons' bounds; it minimizes over the
+whole box, including points that violate them. For any multipliers ``beta_j >= 0``,
+``f(x) >= f(x) - sum_j beta_j s_j (z_j(x) - t_j)`` on the branch, so the CROWN bound of the
+right-hand side (``-beta_j s_j`` added to the coefficient of ``z_j`` when the backward pass
+reaches the split layer, ``beta_j s_j t_j`` to the constant) is a sound bound on the branch,
+and for ``beta = 0`` it is plain CROWN's. The bound is concave in ``beta``: projected Adam
+steps raise it, the best value per row is kept. Children start from their parent's
+multipliers (a new split's at 0), as beta-CROWN does, so a few steps per branch suffice.
 
 The layer bounds stay those of the branch (CROWN on the clamped bounds); beta-CROWN's
 optional optimization of the intermediate bounds with multipliers is not done.
@@ -42,23 +43,26 @@ class BetaBound:
 
 @dataclass(frozen=True)
 class _Group:
-    """The splits on one ReLU layer: their positions in the split list, neurons and signs."""
+    """The splits on one layer's input: their positions in the split list, neurons, signs
+    and thresholds."""
 
     layer: int
     positions: torch.Tensor
     neurons: torch.Tensor
     signs: torch.Tensor
+    thresholds: torch.Tensor
 
 
 def _groups(splits: Sequence[Split], dtype: torch.dtype) -> list[_Group]:
-    """Splits grouped by ReLU layer, the layer closest to the output first."""
+    """Splits grouped by layer, the layer closest to the output first."""
     groups = []
     for layer in sorted({split.layer for split in splits}, reverse=True):
         at = [i for i, split in enumerate(splits) if split.layer == layer]
         groups.append(_Group(layer=layer, positions=torch.tensor(at, dtype=torch.long),
                              neurons=torch.tensor([splits[i].neuron for i in at], dtype=torch.long),
                              signs=torch.tensor([1.0 if splits[i].active else -1.0 for i in at],
-                                                dtype=dtype)))
+                                                dtype=dtype),
+                             thresholds=torch.tensor([splits[i].threshold for i in at], dtype=dtype)))
     return groups
 
 
@@ -104,14 +108,16 @@ def split_bound(network: nn.Sequential, box: Interval, layers: Sequence[Interval
 def _lagrangian_bound(network: nn.Sequential, inputs: Sequence[Interval], coef: torch.Tensor,
                       bias: torch.Tensor, groups: list[_Group], beta: torch.Tensor
                       ) -> torch.Tensor:
-    """CROWN bound of ``rows . F - sum_j beta_j s_j z_j`` from the coefficients on the deepest
-    split layer's pre-activations (``coef``, ``bias``) down to the input box."""
+    """CROWN bound of ``rows . F - sum_j beta_j s_j (z_j - t_j)`` from the coefficients on the
+    deepest split layer's input (``coef``, ``bias``) down to the input box."""
     end = None
     for group in groups:
         if end is not None:
             coef, step_bias = backward(network, inputs, coef, last=end, first=group.layer)
             bias = bias + step_bias
-        flat = coef.flatten(1).index_add(1, group.neurons, -beta[:, group.positions] * group.signs)
+        weighted = beta[:, group.positions] * group.signs
+        flat = coef.flatten(1).index_add(1, group.neurons, -weighted)
         coef, end = flat.reshape(coef.shape), group.layer - 1
+        bias = bias + weighted @ group.thresholds
     coef, step_bias = backward(network, inputs, coef, last=end, first=0)
     return concretize(coef, bias + step_bias, *inputs[0])

@@ -137,3 +137,26 @@ class MaxPoolBounds(OperatorBounds):
                                           neg * follow[:, m])
         constant = neg * (relaxed.base + (follow * relaxed.increments).sum(dim=1))
         return coef_in.reshape(rows, *lower.shape), constant.sum(dim=(1, 2))
+
+
+def split_points(layer: nn.MaxPool2d, lower: torch.Tensor, upper: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where branch and bound can split each window (C, L) to tighten its relaxation: the
+    flat input index (within the channel) of the input ``t`` with the largest upper bound,
+    the threshold ``u_(2)`` (the second-largest upper bound), and the width ``u_t - u_(2)``
+    cut off (0 when no split: ``x_t`` already dominates the window, or another input ties
+    with it). Above the threshold ``x_t`` is the max (the relaxation is exact); below it the
+    window's upper bound drops to ``u_(2)``. Each split removes a window's strict top, so a
+    branch has finitely many of them (a midpoint split could halve ``x_t`` forever without
+    ever making the window exact)."""
+    low_w, up_w = _windows(layer, lower, -torch.inf), _windows(layer, upper, -torch.inf)
+    channels, height, width = lower.shape
+    positions = torch.arange(height * width, dtype=lower.dtype).reshape(1, height, width)
+    index_w = _windows(layer, positions.expand(channels, -1, -1), -1.0).long()
+    values, ranked = up_w.topk(min(2, up_w.shape[1]), dim=1)
+    top_up = values[:, 0]
+    second = values[:, 1] if values.shape[1] > 1 else torch.full_like(top_up, -torch.inf)
+    top_low = low_w.gather(1, ranked[:, :1])[:, 0]
+    open_ = (second > top_low) & (second < top_up)
+    gain = torch.where(open_, top_up - second, torch.zeros_like(top_up))
+    return index_w.gather(1, ranked[:, :1])[:, 0].clamp(min=0), second, gain
