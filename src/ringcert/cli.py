@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--eps-uniform", type=float, help="one epsilon for every ring")
     verify.add_argument("--verifier", default="cascade", choices=VERIFIERS)
     verify.add_argument("--time-limit", type=_seconds, default=60.0,
-                        help="seconds for the complete (MILP) stage")
+                        help="seconds for the complete stage (branch and bound, or the MILP)")
     verify.add_argument("--k", type=int, default=2)
     verify.add_argument("--json", action="store_true")
     verify.add_argument("--save-counterexample", metavar="FILE.npy")

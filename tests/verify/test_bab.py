@@ -189,6 +189,21 @@ def test_split_multipliers_prove_with_fewer_branches() -> None:
     assert 0 < beta.bound <= -exact_optimum(problem, eps) + 1e-5
 
 
+def test_gap_gate_skips_only_queries_far_from_a_proof() -> None:
+    """With ``max_gap`` (searches), a hint bound below ``-max_gap`` answers UNKNOWN at once
+    (never ROBUST); above it branch and bound runs and proves the query."""
+    problem = _problem(_mlp(11), (2, 2), 11, k=1)
+    eps = [0.1, 0.3]  # robust, but not by CROWN
+    crown = Crown().verify(problem, eps)
+    assert crown.status is Status.UNKNOWN and crown.bound is not None
+    gated = BranchAndBound(attack_restarts=0, max_gap=-crown.bound / 2)
+    skipped = gated.verify(problem, eps, hint=crown)
+    assert skipped.status is Status.UNKNOWN and skipped.stats["skipped_gap"] == 1
+    assert skipped.bound == crown.bound
+    assert BranchAndBound(attack_restarts=0, max_gap=-crown.bound * 2).verify(
+        problem, eps, hint=crown).status is Status.ROBUST
+
+
 def test_tiny_budgets_give_unknown_and_registry_builds_bab() -> None:
     problem = _problem(_mlp(11), (2, 2), 11, k=1)
     eps = [0.1, 0.3]  # robust (enumeration), but CROWN alone cannot prove it
@@ -209,4 +224,6 @@ def test_tiny_budgets_give_unknown_and_registry_builds_bab() -> None:
     assert BranchAndBound(cache=cache, attack_restarts=0).verify(problem, [0.1, 0.3]).robust
     built = make_verifier("bab", time_limit=7.0)
     assert isinstance(built, BranchAndBound) and built.time_limit == 7.0
-    assert isinstance(make_verifier("cascade").stages[-1], Milp)
+    complete = make_verifier("cascade", time_limit=5.0, complete_gap=1.0).stages[-1]
+    assert isinstance(complete, BranchAndBound) and complete.max_gap == 1.0
+    assert complete.time_limit == 5.0 and complete.cache is not None

@@ -22,6 +22,7 @@ from torch import nn
 
 from ringcert.problem import Problem
 from ringcert.verify.attack import Attack
+from ringcert.verify.bab import BranchAndBound
 from ringcert.verify.bounds import BoundMethod, network_bounds
 from ringcert.verify.milp import Milp
 from ringcert.verify.registry import make_verifier
@@ -247,7 +248,7 @@ def test_tiny_time_limit_gives_unknown_and_registry_builds_milp() -> None:
     assert verdict.status is Status.UNKNOWN
     milp = make_verifier("milp", time_limit=7.0)
     assert isinstance(milp, Milp) and milp.time_limit == 7.0
-    assert isinstance(make_verifier("cascade").stages[-1], Milp)
+    assert isinstance(make_verifier("cascade").stages[-1], BranchAndBound)
 
 
 def _two_conv(seed: int) -> nn.Sequential:

@@ -1,4 +1,5 @@
-"""The second complete verifier: branch and bound over ReLU splits with (beta-)CROWN bounds.
+"""The second complete verifier: branch and bound over ReLU and max-pool splits with
+beta-CROWN bounds.
 
 The approach behind alpha-beta-CROWN (Wang et al., NeurIPS 2021, "Beta-CROWN"; Bunel et
 al., JMLR 2020, "Branch and bound for piecewise linear neural network verification"):
@@ -7,12 +8,13 @@ al., JMLR 2020, "Branch and bound for piecewise linear neural network verificati
 2. the root branch: the box with its CROWN layer bounds (shared with the cascade through a
    ``LayerBoundsCache``) and its joint top-k margin bound;
 3. a loop over the open branches, worst bound first (a priority queue): pop ``batch`` of
-   them, split each on one ReLU neuron (``branching.children``: the children's layer
-   bounds clamp the split neuron and recompute the later layers with CROWN, and the sets
-   CROWN leaves open get beta-CROWN's split multipliers, ``beta.py``; once no ReLU
-   is unstable, the box is bisected instead), prune every
-   child whose bound minus ``padding`` is positive and every empty child, and check the
-   children's bound minimizers with a forward pass (PGD from the most promising one).
+   them, split each on one neuron, a ReLU or a max-pool window's top input
+   (``branching.children``: the children's layer bounds clamp the split neuron and
+   recompute the later layers with CROWN, and the sets CROWN leaves open get beta-CROWN's
+   split multipliers, ``beta.py``; once nothing is left to split, the box is bisected
+   instead), prune every child whose bound minus ``padding`` is positive and every empty
+   child, and check the children's bound minimizers with a forward pass (PGD from the most
+   promising one).
 
 ROBUST only when every leaf is pruned, with the smallest leaf bound as ``bound`` (a sound
 lower bound on the robustness level over the whole box, since the leaves cover it);
@@ -41,6 +43,11 @@ from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, cap
 
 if TYPE_CHECKING:
     from ringcert.verify.propagation import LayerBoundsCache
+
+
+MIN_SECONDS = 2.0
+"""Below this time limit a query answers UNKNOWN at once: the PGD phase and the root bound
+always run (about 1.5 s on the seed classifier), so a search's last seconds would overrun."""
 
 
 class _Points:
@@ -89,7 +96,10 @@ class BranchAndBound(Verifier):
     clear (as for the other bound verifiers); ``beta_steps`` and ``beta_lr`` the Adam steps
     on each branch's split multipliers (beta-CROWN, ``beta.py``; 0: plain CROWN bounds);
     ``grid`` the top-k lambda grid; ``keep``
-    weakest points; ``seed`` the attack's; ``cache`` the cascade's shared CROWN layer bounds.
+    weakest points; ``seed`` the attack's; ``cache`` the cascade's shared CROWN layer bounds;
+    ``max_gap``: in a cascade, answer UNKNOWN at once when the hint's bound (alpha-CROWN's
+    or CROWN's) is below ``-max_gap`` (for searches, which ask hundreds of queries: on the
+    guided search's queries that reach this stage, see ``ringcert.analysis``).
     """
 
     kind = VerifierKind.BAB
@@ -99,7 +109,7 @@ class BranchAndBound(Verifier):
                  attack_steps: int = 100, abs_padding: float = 1e-4, rel_padding: float = 1e-5,
                  leaf_attack_every: int = 10, beta_steps: int = 3, beta_lr: float = 0.2,
                  grid: int = 4, keep: int = 8, seed: int = 0,
-                 cache: LayerBoundsCache | None = None) -> None:
+                 cache: LayerBoundsCache | None = None, max_gap: float | None = None) -> None:
         self.time_limit = time_limit
         self.batch = batch
         self.max_branches = max_branches
@@ -115,9 +125,18 @@ class BranchAndBound(Verifier):
         self.keep = keep
         self.seed = seed
         self.cache = cache
+        self.max_gap = max_gap
 
     def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
              time_limit: float | None) -> Verdict:
+        far = (self.max_gap is not None and hint is not None and hint.bound is not None
+               and hint.bound < -self.max_gap)
+        if far or (time_limit is not None and time_limit < MIN_SECONDS):
+            given = hint if hint is not None else Verdict(status=Status.UNKNOWN, verifier=self.kind)
+            return Verdict(status=Status.UNKNOWN, verifier=self.kind, bound=given.bound,
+                           weakest_points=given.weakest_points,
+                           weakest_margins=given.weakest_margins,
+                           stats={"skipped_gap" if far else "skipped_time": 1})
         with torch.no_grad():
             return _Search(self, problem, eps, hint, capped(self.time_limit, time_limit)).run()
 

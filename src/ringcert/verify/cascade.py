@@ -1,8 +1,10 @@
 """The default verifier: cheap stages first, each only when the earlier ones left UNKNOWN.
 
-attack -> CROWN -> alpha-CROWN -> MILP (DESIGN.md section 2). Each stage receives the
-previous verdict as a hint (the MILP warm-starts from the attack's best point) and what
-is left of the call's time limit. The returned verdict is the deciding stage's, with the
+attack -> CROWN -> alpha-CROWN -> a complete stage (DESIGN.md section 2 names the MILP;
+the registry's cascade ends with branch and bound, which settles twice as many boundary
+queries, see ``registry.make_verifier``). Each stage receives the previous verdict as a
+hint (the complete stages start their PGD phase from the attack's best point) and what is
+left of the call's time limit. The returned verdict is the deciding stage's, with the
 weakest points of the most informative stage and the time of every stage in ``stats``.
 """
 
