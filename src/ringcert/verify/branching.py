@@ -221,8 +221,8 @@ def _coefficients(network: nn.Sequential, branch: Branch) -> dict[int, torch.Ten
 
 def _neuron_choice(network: nn.Sequential, branch: Branch, rule: SplitRule
                    ) -> tuple[int, int, float] | None:
-    """(layer index, neuron of its input, threshold) to split, or None when nothing is left
-    (no unstable ReLU, no max-pool window without a dominating input)."""
+    """(layer index, neuron of its input, threshold) to split, or None when the rule finds
+    no candidate (no unstable ReLU and, for BaBSR, no max-pool split)."""
     coefs = _coefficients(network, branch) if rule is SplitRule.BABSR else {}
     best: tuple[float, int, int, float] | None = None
     widest: tuple[int, int, float] | None = None

@@ -51,6 +51,14 @@ def _windows(layer: nn.MaxPool2d, x: torch.Tensor, fill: float) -> torch.Tensor:
     return functional.unfold(padded[:, None], kernel, stride=stride)
 
 
+def _window_indices(layer: nn.MaxPool2d, lower: torch.Tensor) -> torch.Tensor:
+    """(C, kernel area, windows): each window entry's flat index within its channel (-1 for
+    padding)."""
+    channels, height, width = lower.shape
+    positions = torch.arange(height * width, dtype=lower.dtype).reshape(1, height, width)
+    return _windows(layer, positions.expand(channels, -1, -1), -1.0).long()
+
+
 UPPER_DEPTH = 4
 """How many of a window's inputs (those with the largest upper bounds) its linear upper
 bounds may follow (``m`` up to this)."""
@@ -75,11 +83,9 @@ class PoolRelaxation:
 
 
 def relax(layer: nn.MaxPool2d, lower: torch.Tensor, upper: torch.Tensor) -> PoolRelaxation:
-    channels, height, width = lower.shape
     low_w = _windows(layer, lower, -torch.inf)
     up_w = _windows(layer, upper, -torch.inf)
-    positions = torch.arange(height * width, dtype=lower.dtype).reshape(1, height, width)
-    index_w = _windows(layer, positions.expand(channels, -1, -1), -1.0).long()
+    index_w = _window_indices(layer, lower)
     best = low_w.argmax(dim=1, keepdim=True)
     depth = min(UPPER_DEPTH, low_w.shape[1])
     ranked = up_w.argsort(dim=1, descending=True)
@@ -150,9 +156,7 @@ def split_points(layer: nn.MaxPool2d, lower: torch.Tensor, upper: torch.Tensor
     branch has finitely many of them (a midpoint split could halve ``x_t`` forever without
     ever making the window exact)."""
     low_w, up_w = _windows(layer, lower, -torch.inf), _windows(layer, upper, -torch.inf)
-    channels, height, width = lower.shape
-    positions = torch.arange(height * width, dtype=lower.dtype).reshape(1, height, width)
-    index_w = _windows(layer, positions.expand(channels, -1, -1), -1.0).long()
+    index_w = _window_indices(layer, lower)
     values, ranked = up_w.topk(min(2, up_w.shape[1]), dim=1)
     top_up = values[:, 0]
     second = values[:, 1] if values.shape[1] > 1 else torch.full_like(top_up, -torch.inf)
