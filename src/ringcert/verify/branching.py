@@ -21,7 +21,7 @@ score, ``|A| * (u_t - u_(2))`` (``A``: the coefficient of the window's output, `
 input with the largest upper bound, ``u_(2)``: the second largest), split on ``x_t`` at
 ``u_(2)``: above it ``x_t`` is the max, exactly, below it the window's upper bound drops to
 ``u_(2)`` (``maxpool.split_points``). On the seed classifier the max-pool relaxation is most
-of the gap (at the minimizer of boundary queries' CROWN bounds, 70-90% of the difference
+of the gap (at the minimizer of boundary queries' CROWN bounds, 50-90% of the difference
 between the margin and its bound comes from the max-pool, and 5-20 windows hold 90% of
 that), which ReLU splits do not touch. Once nothing is left to split, the box is bisected
 along its widest pixel (input splitting, as in ReluVal: Wang et al., USENIX Security 2018):
