@@ -39,7 +39,7 @@ from ringcert.problem import Problem
 from ringcert.verify.attack import falsify, pgd_attack
 from ringcert.verify.bounds import BoundMethod, network_bounds
 from ringcert.verify.branching import Branch, SplitRule, bound, children
-from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, capped, check_witness
+from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, capped, check_witness, skipped
 
 if TYPE_CHECKING:
     from ringcert.verify.propagation import LayerBoundsCache
@@ -132,11 +132,7 @@ class BranchAndBound(Verifier):
         far = (self.max_gap is not None and hint is not None and hint.bound is not None
                and hint.bound < -self.max_gap)
         if far or (time_limit is not None and time_limit < MIN_SECONDS):
-            given = hint if hint is not None else Verdict(status=Status.UNKNOWN, verifier=self.kind)
-            return Verdict(status=Status.UNKNOWN, verifier=self.kind, bound=given.bound,
-                           weakest_points=given.weakest_points,
-                           weakest_margins=given.weakest_margins,
-                           stats={"skipped_gap" if far else "skipped_time": 1})
+            return skipped(self.kind, hint, "skipped_gap" if far else "skipped_time")
         with torch.no_grad():
             return _Search(self, problem, eps, hint, capped(self.time_limit, time_limit)).run()
 

@@ -19,7 +19,7 @@ from ringcert.problem import Problem
 from ringcert.verify.bounds import BoundMethod, NetworkBounds, margin_bound, network_bounds
 from ringcert.verify.bounds.alpha import AlphaParams
 from ringcert.verify.bounds.margin import MarginBound
-from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind
+from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, skipped
 
 
 def _fingerprint(network: nn.Module) -> tuple[int, ...]:
@@ -128,9 +128,7 @@ class AlphaCrown(_BoundVerifier):
              time_limit: float | None) -> Verdict:
         if (self.max_gap is not None and hint is not None and hint.verifier is VerifierKind.CROWN
                 and hint.bound is not None and hint.bound < -self.max_gap):
-            return Verdict(status=Status.UNKNOWN, verifier=self.kind, bound=hint.bound,
-                           weakest_points=hint.weakest_points,
-                           weakest_margins=hint.weakest_margins, stats={"skipped_gap": 1})
+            return skipped(self.kind, hint, "skipped_gap")
         return super()._run(problem, eps, hint, time_limit)
 
     def _bound(self, problem: Problem, eps: torch.Tensor, bounds: NetworkBounds) -> MarginBound:

@@ -81,6 +81,16 @@ def project(problem: Problem, eps: torch.Tensor, z: torch.Tensor) -> torch.Tenso
     return torch.max(torch.min(z.detach().float(), hi), lo)
 
 
+def skipped(kind: VerifierKind, hint: Verdict | None, reason: str) -> Verdict:
+    """UNKNOWN from a stage a gate skipped, carrying the hint's bound and weakest points (so a
+    cascade keeps what the earlier stages found); ``reason`` becomes a stats key."""
+    return Verdict(status=Status.UNKNOWN, verifier=kind,
+                   bound=None if hint is None else hint.bound,
+                   weakest_points=None if hint is None else hint.weakest_points,
+                   weakest_margins=None if hint is None else hint.weakest_margins,
+                   stats={reason: 1})
+
+
 def capped(own: float, cap: float | None) -> float:
     """A verifier's own per-query time limit, lowered to the caller's ``cap`` if smaller."""
     return own if cap is None else min(own, cap)

@@ -100,9 +100,10 @@ def relax(layer: nn.MaxPool2d, lower: torch.Tensor, upper: torch.Tensor) -> Pool
     lead_max = torch.cat([first - torch.inf,
                           torch.where(valid, low_r, -torch.inf).cummax(dim=1).values], dim=1)
     lead_sum = torch.cat([first, low_r.cumsum(dim=1)], dim=1)
-    constants = torch.maximum(lead_max, up_r) - lead_sum
+    ceiling = torch.maximum(lead_max, up_r)
+    constants = ceiling - lead_sum
     half_width = torch.where(valid, up_r[:, :depth] - low_r, torch.zeros_like(low_r)) / 2
-    centre = constants + lead_sum + torch.cat([first, half_width.cumsum(dim=1)], dim=1)
+    centre = ceiling + torch.cat([first, half_width.cumsum(dim=1)], dim=1)
     usable = torch.cat([torch.ones_like(valid[:, :1]), valid], dim=1)
     chosen = torch.where(usable, centre, torch.inf).argmin(dim=1, keepdim=True)  # ties: fewest
     follow = torch.arange(depth)[None, :, None] < chosen
