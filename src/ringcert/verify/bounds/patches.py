@@ -94,7 +94,7 @@ def _cut(tensor: torch.Tensor, window: Window, out_size: tuple[int, int]) -> tor
                                      max(0, bottom - height)))
     crop = padded[:, oh + top_pad:bottom + top_pad, ow + left_pad:right + left_pad]
     columns = functional.unfold(crop[None], (wh, ww), stride=(sh, sw))[0]
-    return columns.T.reshape(-1, channels, wh, ww)
+    return columns.T.reshape(-1, channels, wh, ww).contiguous()  # rows gathered whole later
 
 
 def patch_bounds(network: nn.Sequential, inputs: Sequence[Interval], index: int,
@@ -107,15 +107,19 @@ def patch_bounds(network: nn.Sequential, inputs: Sequence[Interval], index: int,
     for j in range(index + 1):
         layer = network[j]
         if isinstance(layer, nn.ReLU):
-            cuts[j] = tuple(_cut(t, windows[j], out_size) for t in relaxation(*inputs[j]))
+            low_slope, up_slope, up_icpt = relaxation(*inputs[j])
+            cuts[j] = tuple(_cut(t, windows[j], out_size)
+                            for t in (low_slope, up_slope - low_slope, up_icpt))
         elif isinstance(layer, nn.Conv2d) and j > 0 and not isinstance(network[j - 1], nn.ReLU):
             # the conv's zero padding is no neuron of the layer before: cut the rows there
             cuts[j] = (_cut(torch.ones_like(inputs[j][0]), windows[j], out_size),)
-    lo_cut, hi_cut = (_cut(t, windows[0], out_size) for t in inputs[0])
+    low_in, up_in = inputs[0]
+    centre, radius = (_cut(t, windows[0], out_size) for t in ((up_in + low_in) / 2,
+                                                               (up_in - low_in) / 2))
     count = chosen.numel()
     area = out_size[0] * out_size[1]
     channel, position = (chosen // area).repeat(2), (chosen % area).repeat(2)
-    sign = torch.cat([torch.ones(count), -torch.ones(count)]).to(lo_cut.dtype)
+    sign = torch.cat([torch.ones(count), -torch.ones(count)]).to(centre.dtype)
     largest = max(inputs[j][0].shape[0] * w.size[0] * w.size[1] for j, w in enumerate(windows))
     chunk = max(1, CHUNK_ELEMENTS // largest)
     found = []
@@ -126,10 +130,18 @@ def patch_bounds(network: nn.Sequential, inputs: Sequence[Interval], index: int,
         for j in range(below, -1, -1):
             coef, step_bias = _step(network[j], coef, cuts.get(j), position[part], windows[j])
             bias = bias + step_bias
-        low = coef.clamp(min=0) * lo_cut[position[part]] + coef.clamp(max=0) * hi_cut[position[part]]
-        found.append(low.flatten(1).sum(1) + bias)
+        # the minimum over the box: A . centre - |A| . radius
+        rows = position[part]
+        found.append((coef * _rows(centre, rows) - coef.abs() * _rows(radius, rows)).flatten(1).sum(1)
+                     + bias)
     values = torch.cat(found)
     return values[:count], -values[count:]
+
+
+def _rows(cut: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """Each row's window of a cut (``cut[position]``, with ``index_select`` on a flat view:
+    2-3x faster on CPU than advanced indexing, which dominated the patch pass)."""
+    return cut.flatten(1).index_select(0, position).view(-1, *cut.shape[1:])
 
 
 def _start(layer: nn.Module, channel: torch.Tensor, sign: torch.Tensor,
@@ -142,7 +154,7 @@ def _start(layer: nn.Module, channel: torch.Tensor, sign: torch.Tensor,
         weight, bias = checked_params(layer)
         coef = sign[:, None, None, None] * weight[channel]
         if cut is not None:
-            coef = coef * cut[0][position]
+            coef = coef * _rows(cut[0], position)
         return coef, sign * bias[channel], index - 1
     coef = sign.new_zeros(sign.shape[0], channels, 1, 1)
     coef[torch.arange(sign.shape[0]), channel, 0, 0] = sign
@@ -153,14 +165,14 @@ def _step(layer: nn.Module, coef: torch.Tensor, cut: tuple[torch.Tensor, ...] | 
           position: torch.Tensor, window: Window) -> tuple[torch.Tensor, torch.Tensor]:
     """One backward step in window coordinates; ``window``: the layer's input window."""
     if isinstance(layer, nn.ReLU):
-        low_slope, up_slope, up_icpt = (t[position] for t in cut)
-        pos, neg = coef.clamp(min=0), coef.clamp(max=0)
-        return pos * low_slope + neg * up_slope, (neg * up_icpt).flatten(1).sum(1)
+        low_slope, extra_slope, up_icpt = (_rows(t, position) for t in cut)
+        neg = coef.clamp(max=0)  # negative coefficients take the upper line
+        return coef * low_slope + neg * extra_slope, (neg * up_icpt).flatten(1).sum(1)
     if isinstance(layer, nn.BatchNorm2d):
         scale, shift = folded(layer)
         return coef * scale[:, None, None], coef.sum(dim=(2, 3)) @ shift
     weight, bias = checked_params(layer)
     coef_in = transpose(coef, weight, pair(layer.stride), (0, 0), window.size, (0, 0))
     if cut is not None:
-        coef_in = coef_in * cut[0][position]
+        coef_in = coef_in * _rows(cut[0], position)
     return coef_in, coef.sum(dim=(2, 3)) @ bias
