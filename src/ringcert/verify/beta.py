@@ -10,8 +10,9 @@ whole box, including points that violate them. For any multipliers ``beta_j >= 0
 right-hand side (``-beta_j s_j`` added to the coefficient of ``z_j`` when the backward pass
 reaches the split layer, ``beta_j s_j t_j`` to the constant) is a sound bound on the branch,
 and for ``beta = 0`` it is plain CROWN's. The bound is concave in ``beta``: projected Adam
-steps raise it, the best value per row is kept. Children start from their parent's
-multipliers (a new split's at 0), as beta-CROWN does, so a few steps per branch suffice.
+steps (``bounds.ascent.maximize``) raise it, the best value per row is kept. Children start
+from their parent's multipliers (a new split's at 0), as beta-CROWN does, so a few steps
+per branch suffice.
 
 The layer bounds stay those of the branch (CROWN on the clamped bounds); beta-CROWN's
 optional optimization of the intermediate bounds with multipliers is not done.
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from ringcert.verify.bounds.ascent import maximize
 from ringcert.verify.bounds.crown import Interval, backward, concretize
 
 if TYPE_CHECKING:
@@ -84,25 +86,11 @@ def split_bound(network: nn.Sequential, box: Interval, layers: Sequence[Interval
         head_coef, head_bias = backward(network, inputs, rows, last=len(network) - 1,
                                         first=groups[0].layer)
     beta = (torch.zeros(rows.shape[0], len(splits), dtype=dtype) if start is None
-            else start.detach().to(dtype).clamp(min=0).clone())
-    best = torch.full((rows.shape[0],), -torch.inf, dtype=dtype)
-    best_beta = beta.clone()
-    with torch.enable_grad():
-        beta.requires_grad_()
-        optimizer = torch.optim.Adam([beta], lr=lr)
-        for step in range(steps + 1):
-            value = _lagrangian_bound(network, inputs, head_coef, head_bias, groups, beta)
-            better = value.detach() > best
-            best = torch.where(better, value.detach(), best)
-            best_beta[better] = beta.detach()[better]
-            if step == steps:
-                break
-            optimizer.zero_grad()
-            (-value.sum()).backward()
-            optimizer.step()
-            with torch.no_grad():
-                beta.clamp_(min=0.0)
-    return BetaBound(lower=best, betas=best_beta)
+            else start.detach().to(dtype).clamp(min=0))
+    found = maximize([beta], lambda b: _lagrangian_bound(network, inputs, head_coef, head_bias,
+                                                         groups, b),
+                     steps=steps, lr=lr, project=lambda b: b.clamp_(min=0.0))
+    return BetaBound(lower=found.best, betas=found.params[0])
 
 
 def _lagrangian_bound(network: nn.Sequential, inputs: Sequence[Interval], coef: torch.Tensor,

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional
 
 from ringcert.models.architecture import pair
+from ringcert.verify.bounds.ascent import maximize
 from ringcert.verify.bounds.registry import operator_for
 from ringcert.verify.bounds.relu import relaxation
 
@@ -109,10 +110,8 @@ def optimized_second_conv(network: nn.Sequential, lo: torch.Tensor, hi: torch.Te
         open_ = (low < 0) & (up > 0)
         const = sign * b2[channel] + (g.clamp(max=0) * up_icpt).sum(1)
         p_lo, p_hi = in_lo[:, pos].T, in_hi[:, pos].T
-        best = _rows_bound(g, base_slope, up_slope, const, bias1, dense, p_lo, p_hi)
-        if steps > 0:
-            best = _optimize(g, base_slope, up_slope, open_, const, bias1, dense, p_lo, p_hi, best,
-                             steps=steps, lr=lr)
+        best = _optimize(g, base_slope, up_slope, open_, const, bias1, dense, p_lo, p_hi,
+                         steps=steps, lr=lr)
         half = part.numel()
         bound_l, bound_u = best[:half], -best[half:]
         tol_l = 1e-9 * bound_l.abs() + 1e-9
@@ -145,21 +144,14 @@ def _rows_bound(g: torch.Tensor, low_slope: torch.Tensor, up_slope: torch.Tensor
             + (into.clamp(max=0) * p_hi).sum(1))
 
 
-def _optimize(g, base_slope, up_slope, open_, const, bias1, dense, p_lo, p_hi, best, *, steps, lr):
-    """Adam on the lower slopes of unstable first-layer neurons; best bound per row kept."""
-    with torch.enable_grad():
-        alpha = base_slope.clone().requires_grad_()
-        optimizer = torch.optim.Adam([alpha], lr=lr)
-        for _ in range(steps):
-            slope = torch.where(open_, alpha, base_slope)
-            value = _rows_bound(g, slope, up_slope, const, bias1, dense, p_lo, p_hi)
-            best = torch.maximum(best, value.detach())
-            optimizer.zero_grad()
-            (-value.sum()).backward()
-            optimizer.step()
-            with torch.no_grad():
-                alpha.clamp_(0.0, 1.0)
-        with torch.no_grad():
-            value = _rows_bound(g, torch.where(open_, alpha, base_slope), up_slope, const, bias1,
-                                dense, p_lo, p_hi)
-    return torch.maximum(best, value)
+def _optimize(g, base_slope, up_slope, open_, const, bias1, dense, p_lo, p_hi, *, steps, lr):
+    """Adam on the lower slopes of unstable first-layer neurons (from CROWN's); the best
+    bound per row over the steps (CROWN's own with ``steps`` 0)."""
+
+    def objective(alpha: torch.Tensor) -> torch.Tensor:
+        slope = torch.where(open_, alpha, base_slope)
+        return _rows_bound(g, slope, up_slope, const, bias1, dense, p_lo, p_hi)
+
+    found = maximize([base_slope], objective, steps=steps, lr=lr,
+                     project=lambda alpha: alpha.clamp_(0.0, 1.0))
+    return found.best

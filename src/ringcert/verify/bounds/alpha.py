@@ -5,8 +5,8 @@ The lower slope of every unstable ReLU is a free parameter in [0, 1] (each gives
 relaxation), one per neuron and per candidate k-set; so is the weight of each max-pool
 window's linear upper bound (``maxpool``), and the convex weights ``lambda`` of each set's
 combination (softmax-parametrized). The parameters start at CROWN's choices
-(``OperatorBounds.initial_alpha``). A few Adam steps maximize
-the sum of the per-set bounds; the best value of each set over the steps is kept.
+(``OperatorBounds.initial_alpha``). A few projected Adam steps (``ascent.maximize``)
+raise every set's bound; the best value of each set over the steps is kept.
 Intermediate bounds stay the CROWN ones, which keeps a query to a few backward passes
 of one batch of rows. The final evaluation reuses the optimized parameters as constants
 on the (possibly epsilon-dependent) bounds, so the result stays differentiable in eps.
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ringcert.verify.bounds.ascent import maximize
 from ringcert.verify.bounds.crown import Interval, backward, concretize
 from ringcert.verify.bounds.registry import operator_for
 from ringcert.verify.bounds.topk import set_rows
@@ -71,33 +72,26 @@ def optimize_sets(network: nn.Sequential, inputs: Sequence[Interval], sets: list
     last = len(network) - 1
     fixed = [(low.detach(), up.detach()) for low, up in inputs]
     count = len(sets)
-    with torch.enable_grad():
-        alphas = {i: a.requires_grad_() for i, a in _start_slopes(network, fixed, count, start).items()}
-        if start is not None and tuple(start.weight_logits.shape) == tuple(init_weights.shape):
-            theta = start.weight_logits.detach().to(init_weights.dtype).clone().requires_grad_()
-        else:
-            theta = init_weights.detach().clamp_min(1e-3).log().requires_grad_()
-        optimizer = torch.optim.Adam([*alphas.values(), theta], lr=lr)
-        best = torch.full((count,), -torch.inf, dtype=fixed[0][0].dtype)
-        best_alphas = {i: a.detach().clone() for i, a in alphas.items()}
-        best_theta = theta.detach().clone()
-        for step in range(steps + 1):
-            rows = set_rows(sets, torch.softmax(theta, dim=1), num_classes, target)
-            coef, bias = backward(network, fixed, rows, last=last, alphas=alphas)
-            lower = concretize(coef, bias, *fixed[0])
-            better = lower.detach() > best
-            best = torch.where(better, lower.detach(), best)
-            for i, a in alphas.items():
-                best_alphas[i][better] = a.detach()[better]
-            best_theta[better] = theta.detach()[better]
-            if step == steps:
-                break
-            optimizer.zero_grad()
-            (-lower.sum()).backward()
-            optimizer.step()
-            with torch.no_grad():
-                for a in alphas.values():
-                    a.clamp_(0.0, 1.0)
+    slopes = _start_slopes(network, fixed, count, start)
+    if start is not None and tuple(start.weight_logits.shape) == tuple(init_weights.shape):
+        theta = start.weight_logits.detach().to(init_weights.dtype)
+    else:
+        theta = init_weights.detach().clamp_min(1e-3).log()
+    layers = list(slopes)
+
+    def objective(*params: torch.Tensor) -> torch.Tensor:
+        rows = set_rows(sets, torch.softmax(params[-1], dim=1), num_classes, target)
+        alphas = dict(zip(layers, params[:-1], strict=True))
+        coef, bias = backward(network, fixed, rows, last=last, alphas=alphas)
+        return concretize(coef, bias, *fixed[0])
+
+    def project(*params: torch.Tensor) -> None:
+        for slope in params[:-1]:
+            slope.clamp_(0.0, 1.0)
+
+    found = maximize([*slopes.values(), theta], objective, steps=steps, lr=lr, project=project)
+    best_alphas = dict(zip(layers, found.params[:-1], strict=True))
+    best_theta = found.params[-1]
     rows = set_rows(sets, torch.softmax(best_theta, dim=1), num_classes, target)
     coef, bias = backward(network, inputs, rows.to(inputs[0][0].dtype), last=last,
                           alphas=best_alphas)
