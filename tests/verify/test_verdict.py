@@ -148,3 +148,20 @@ def test_cascade_passes_what_is_left_of_its_time_limit_to_each_stage(problem):
     assert 0 <= last.limits[0] <= first.limits[0] <= 5.0
     cascade.verify(problem, _eps(problem, 0.5))
     assert first.limits[1] is None and last.limits[1] is None
+
+
+@pytest.mark.parametrize("name", ["attack", "crown", "alpha-crown", "bab", "cascade"])
+def test_verifiers_answer_the_same_inside_no_grad(problem, name):
+    """A caller's ``torch.no_grad()`` (common around evaluation code) must not break the
+    stages that need gradients (PGD, alpha- and beta-CROWN) or change their answers."""
+    from ringcert.verify.registry import make_verifier
+
+    for value in (0.02, 0.3):
+        eps = _eps(problem, value)
+        outside = make_verifier(name, time_limit=5.0).verify(problem, eps)
+        with torch.no_grad():
+            inside = make_verifier(name, time_limit=5.0).verify(problem, eps)
+        assert inside.status is outside.status
+        assert (inside.bound is None) == (outside.bound is None)
+        if inside.bound is not None:
+            assert inside.bound == pytest.approx(outside.bound, abs=1e-5)

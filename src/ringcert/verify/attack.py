@@ -59,24 +59,25 @@ def pgd_attack(problem: Problem, eps: torch.Tensor, *, restarts: int, steps: int
     best_z = z.clone()
     best_m = torch.full((restarts,), torch.inf)
     step = step_fraction * width
-    for index in range(steps + 1):
-        z.requires_grad_(True)
-        logits = problem.model(z)
-        margin = topk_margin(logits, problem.target, problem.k)
-        loss = margin
-        if sets is not None:
-            aimed = logits[-targeted:]
-            aimed = aimed[:, problem.target] - aimed.gather(1, sets).min(dim=1).values
-            loss = torch.cat([margin[: restarts - targeted], aimed])
-        better = margin.detach() < best_m
-        best_m = torch.where(better, margin.detach(), best_m)
-        best_z[better] = z.detach()[better]
-        if index == steps or bool((best_m <= 0).any()):
-            break
-        (grad,) = torch.autograd.grad(loss.sum(), z)
-        decay = 1.0 if index < steps // 2 else 0.5  # halve the step for the last half
-        with torch.no_grad():
-            z = torch.max(torch.min(z - decay * step * grad.sign(), hi), lo)
+    with torch.enable_grad():  # callers may be inside no_grad (the bound verifiers are)
+        for index in range(steps + 1):
+            z.requires_grad_(True)
+            logits = problem.model(z)
+            margin = topk_margin(logits, problem.target, problem.k)
+            loss = margin
+            if sets is not None:
+                aimed = logits[-targeted:]
+                aimed = aimed[:, problem.target] - aimed.gather(1, sets).min(dim=1).values
+                loss = torch.cat([margin[: restarts - targeted], aimed])
+            better = margin.detach() < best_m
+            best_m = torch.where(better, margin.detach(), best_m)
+            best_z[better] = z.detach()[better]
+            if index == steps or bool((best_m <= 0).any()):
+                break
+            (grad,) = torch.autograd.grad(loss.sum(), z)
+            decay = 1.0 if index < steps // 2 else 0.5  # halve the step for the last half
+            with torch.no_grad():
+                z = torch.max(torch.min(z - decay * step * grad.sign(), hi), lo)
     order = torch.argsort(best_m)
     return AttackResult(points=best_z[order], margins=best_m[order])
 

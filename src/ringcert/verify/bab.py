@@ -158,9 +158,8 @@ class _Search:
         settings, problem, eps = self.settings, self.problem, self.eps
         began = time.perf_counter()
         if settings.attack_restarts > 0:
-            with torch.enable_grad():
-                found = falsify(problem, eps, self.hint, restarts=settings.attack_restarts,
-                                steps=settings.attack_steps, seed=settings.seed)
+            found = falsify(problem, eps, self.hint, restarts=settings.attack_restarts,
+                            steps=settings.attack_steps, seed=settings.seed)
             self.points.add(found.points, found.margins)
             if self.points.witness is not None:
                 return self._verdict(Status.NOT_ROBUST, settled_by="attack")
@@ -227,10 +226,9 @@ class _Search:
         due = self.steps % max(settings.leaf_attack_every, 1) == 0
         if (self.points.witness is None and settings.attack_restarts > 0
                 and (float(margins.min()) < before or due)):
-            with torch.enable_grad():
-                found = pgd_attack(self.problem, self.eps, restarts=1, steps=settings.attack_steps,
-                                   step_fraction=0.1, seed=settings.seed,
-                                   start=minimizers[int(margins.argmin())])
+            found = pgd_attack(self.problem, self.eps, restarts=1, steps=settings.attack_steps,
+                               step_fraction=0.1, seed=settings.seed,
+                               start=minimizers[int(margins.argmin())])
             self.points.add(found.points, found.margins)
             self.counts["leaf_attacks"] += 1
 
