@@ -7,9 +7,9 @@ fraction of queries each verifier settles (ROBUST or NOT_ROBUST) with median and
 percentile time, and how many queries CROWN proves with the joint top-k bound versus
 bounding each class on its own (and by how much the joint bound rises over the k-th
 smallest per-class bound). ``cascade-3`` is attack -> CROWN -> alpha-CROWN;
-``cascade`` is what ``ringcert analyze`` asks: those three plus branch and bound, 10 s,
-only on queries whose best bound so far is above -1 (the complete stage on its own is
-measured in benchmarks/complete.py).
+``cascade`` is what ``ringcert analyze`` asks: those three (alpha-CROWN gated and warm
+started) plus branch and bound, with the gates and the time of ``ringcert.analysis``'s
+``SEARCH_*`` settings (the complete stage on its own is measured in benchmarks/complete.py).
 
     python benchmarks/verifiers.py [--images 20] [--models none l0 pgd]
 """
