@@ -4,8 +4,10 @@ without the real search: the record is drawn from an RNG seeded by the task's ke
 from __future__ import annotations
 
 import io
+import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +41,15 @@ def fake_record(task: AnalysisTask) -> dict[str, Any]:
 
 
 def fake_analysis(task: AnalysisTask) -> dict[str, Any]:
-    """The task function: sleeps ``settings['sleep']`` seconds (default 0.05), then answers."""
+    """The task function: sleeps ``settings['sleep']`` seconds (default 0.05), then answers.
+    With ``settings['hold']`` (a path), images from ``settings['hold_from']`` on first wait
+    until that file exists (at most 60 s): a batch that cannot finish before a test
+    interrupts it, however slow the machine."""
+    hold = task.settings.get("hold")
+    if hold is not None and task.image_index >= int(task.settings.get("hold_from", 0)):
+        deadline = time.monotonic() + 60
+        while not Path(hold).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
     time.sleep(float(task.settings.get("sleep", 0.05)))
     if task.settings.get("fail_index") == task.image_index:
         raise ValueError(f"fake failure on image {task.image_index}")
@@ -70,7 +80,7 @@ def tasks(count: int, *, models: tuple[str, ...] = ("none",), **settings: Any
             for model in models for index in range(count) for target in ("left", "right")]
 
 
-if __name__ == "__main__":  # python -m tests.batch.fake_task OUT COUNT WORKERS SLEEP
-    out, count, workers, sleep = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    run_batch(tasks(count, sleep=float(sleep)), fake_analysis, out, workers=workers,
+if __name__ == "__main__":  # python -m tests.batch.fake_task OUT COUNT WORKERS SETTINGS_JSON
+    out, count, workers, settings = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    run_batch(tasks(count, **json.loads(settings)), fake_analysis, out, workers=workers,
               progress=False)

@@ -32,11 +32,11 @@ def records_by_label(folder: Path) -> dict[str, dict]:
     return found
 
 
-def start_batch(out: Path, count: int, workers: int, sleep: float) -> subprocess.Popen:
+def start_batch(out: Path, count: int, workers: int, settings: dict) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.batch.fake_task", str(out), str(count), str(workers),
-         str(sleep)], cwd=ROOT, env=env, start_new_session=True, stderr=subprocess.PIPE)
+         json.dumps(settings)], cwd=ROOT, env=env, start_new_session=True, stderr=subprocess.PIPE)
 
 
 def wait_for_results(out: Path, process: subprocess.Popen, at_least: int) -> None:
@@ -49,10 +49,14 @@ def wait_for_results(out: Path, process: subprocess.Popen, at_least: int) -> Non
 
 @pytest.mark.parametrize(("workers", "how"), [(1, "kill"), (2, "kill"), (2, "ctrl-c")])
 def test_killed_batch_resumes_without_duplicates_or_truncation(tmp_path, workers, how):
-    count, out = 10, tmp_path / "results"
-    batch = tasks(count, sleep=0.1)
-    process = start_batch(out, count, workers, 0.1)
+    count, out, release = 10, tmp_path / "results", tmp_path / "release"
+    # images 5-9 wait for the release file: the batch cannot finish before the interrupt
+    # (a CI run once saw it finish first, exit 0, on a loaded machine)
+    settings = {"sleep": 0.1, "hold": str(release), "hold_from": 5}
+    batch = tasks(count, **settings)
+    process = start_batch(out, count, workers, settings)
     wait_for_results(out, process, at_least=5)
+    assert process.poll() is None
     children = psutil.Process(process.pid).children(recursive=True)
     if how == "kill":  # only the parent: its workers must notice and exit
         os.kill(process.pid, signal.SIGKILL)
@@ -69,6 +73,7 @@ def test_killed_batch_resumes_without_duplicates_or_truncation(tmp_path, workers
         assert json.loads(path.read_text())["task_key"]
     # and a stray temp file from an interrupted write is cleaned up, never counted
     (out / "none" / ".0-left.json.zz.tmp").write_text('{"epsilon": [0.1], "mod')
+    release.touch()
 
     summary = run_batch(batch, fake_analysis, out, progress=False)
     assert summary.ok and summary.skipped == len(partial)
