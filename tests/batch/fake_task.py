@@ -81,6 +81,12 @@ def tasks(count: int, *, models: tuple[str, ...] = ("none",), **settings: Any
 
 
 if __name__ == "__main__":  # python -m tests.batch.fake_task OUT COUNT WORKERS SETTINGS_JSON
+    import signal
+
+    # as started from a terminal: a shell starts background jobs (the test suite itself, when
+    # run with `&`) with SIGINT ignored, which the batch would inherit, and then Ctrl-C is
+    # not what the interrupt test sends
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     out, count, workers, settings = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     run_batch(tasks(count, **json.loads(settings)), fake_analysis, out, workers=workers,
               progress=False)
