@@ -50,8 +50,8 @@ def wait_for_results(out: Path, process: subprocess.Popen, at_least: int) -> Non
 @pytest.mark.parametrize(("workers", "how"), [(1, "kill"), (2, "kill"), (2, "ctrl-c")])
 def test_killed_batch_resumes_without_duplicates_or_truncation(tmp_path, workers, how):
     count, out, release = 10, tmp_path / "results", tmp_path / "release"
-    # images 5-9 wait for the release file: the batch cannot finish before the interrupt
-    # (a CI run once saw it finish first, exit 0, on a loaded machine)
+    # images 5-9 wait for the release file: the batch cannot finish before the interrupt,
+    # so an interrupt that is lost shows as a hang here, not as a clean exit 0
     settings = {"sleep": 0.1, "hold": str(release), "hold_from": 5}
     batch = tasks(count, **settings)
     process = start_batch(out, count, workers, settings)
