@@ -1,5 +1,5 @@
-"""Projected Adam ascent on a bound, keeping each row's best value (alpha-CROWN's and
-beta-CROWN's optimizer).
+"""Projected Adam ascent on a bound, keeping each row's best value (the optimizer of
+alpha-CROWN, beta-CROWN and the MILP's second-conv tightening).
 
 alpha-CROWN (Xu et al. 2021) and beta-CROWN (Wang et al. 2021) both maximize a batch of
 bounds, one per row, over relaxation parameters whose every feasible value gives a sound
