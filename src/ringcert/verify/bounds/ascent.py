@@ -42,17 +42,17 @@ def maximize(start: Sequence[torch.Tensor], objective: Callable[..., torch.Tenso
     best: torch.Tensor | None = None
     best_params = [p.clone() for p in params]
     for step in range(steps + 1):
-        with torch.enable_grad():
-            live = [p.requires_grad_() for p in params]
+        last = step == steps
+        with torch.set_grad_enabled(not last):  # the last evaluation needs no graph
+            live = [p.requires_grad_(not last) for p in params]
             value = objective(*live)
-            grads = (torch.autograd.grad(value.sum(), live, allow_unused=True)
-                     if step < steps else [None] * len(live))
+            grads = None if last else torch.autograd.grad(value.sum(), live, allow_unused=True)
         value = value.detach()
         better = torch.ones_like(value, dtype=torch.bool) if best is None else value > best
         best = value if best is None else torch.where(better, value, best)
         for kept, p in zip(best_params, params, strict=True):
             kept[better] = p.detach()[better]
-        if step == steps:
+        if grads is None:  # the last step
             break
         params = [p.detach() for p in params]
         correction1, correction2 = 1 - BETAS[0] ** (step + 1), 1 - BETAS[1] ** (step + 1)
