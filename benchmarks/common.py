@@ -8,7 +8,8 @@ import numpy as np
 
 from ringcert.errors import RingcertError
 from ringcert.problem import Problem
-from ringcert.samples import Side, sample_problem, test_sample
+from ringcert.samples import sample_problem, test_sample
+from ringcert.vocabulary import Side
 
 
 def problems(network, *, count: int, side: Side = Side.RIGHT, start: int = 0

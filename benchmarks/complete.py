@@ -39,7 +39,8 @@ from ringcert.verify.attack import Attack
 from ringcert.verify.bab import BranchAndBound
 from ringcert.verify.bounds import BoundMethod, margin_bound
 from ringcert.verify.milp import Milp
-from ringcert.verify.verdict import Status, Verifier
+from ringcert.verify.verdict import Verifier
+from ringcert.vocabulary import Status
 
 VARIANTS = {
     "baseline": {"bounds": BoundMethod.IBP, "warm_start": False, "early_stop": False},

@@ -26,8 +26,8 @@ import torch
 from ringcert.analysis import analyze
 from ringcert.errors import RingcertError
 from ringcert.models.modelfile import load_model
-from ringcert.samples import Side, sample_problem, test_sample
-from ringcert.search import Algorithm, GradientSource, Shrink
+from ringcert.samples import sample_problem, test_sample
+from ringcert.vocabulary import Algorithm, GradientSource, Shrink, Side
 
 POINTS, BOUND, BOTH = GradientSource.WEAKEST_POINTS, GradientSource.BOUND, GradientSource.BOTH
 CONFIGS = {"uniform": (Algorithm.UNIFORM, Shrink.FIXED, POINTS),

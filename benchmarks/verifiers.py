@@ -8,7 +8,7 @@ percentile time, and how many queries CROWN proves with the joint top-k bound ve
 bounding each class on its own (and by how much the joint bound rises over the k-th
 smallest per-class bound). ``cascade-3`` is attack -> CROWN -> alpha-CROWN;
 ``cascade`` is what ``ringcert analyze`` asks: those three (alpha-CROWN gated and warm
-started) plus branch and bound, with the gates and the time of ``ringcert.analysis``'s
+started) plus branch and bound, with the gates and the time of ``ringcert.verify.registry``'s
 ``SEARCH_*`` settings (the complete stage on its own is measured in benchmarks/complete.py).
 
     python benchmarks/verifiers.py [--images 20] [--models none l0 pgd]
@@ -23,14 +23,13 @@ import numpy as np
 import torch
 
 from common import problems, table
-from ringcert.analysis import SEARCH_ALPHA_GAP, SEARCH_COMPLETE_GAP, SEARCH_COMPLETE_SECONDS
 from ringcert.models.modelfile import load_model
 from ringcert.verify.attack import Attack
 from ringcert.verify.bounds import BoundMethod, margin_bound
 from ringcert.verify.cascade import Cascade
 from ringcert.verify.propagation import AlphaCrown, Crown, Ibp
-from ringcert.verify.registry import make_verifier
-from ringcert.verify.verdict import Status
+from ringcert.verify.registry import search_verifier
+from ringcert.vocabulary import Status
 
 UNIFORM = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 AMPLITUDES = (0.1, 0.2, 0.4, 0.8)
@@ -53,9 +52,7 @@ def main() -> None:
     torch.set_num_threads(1)
     verifiers = {"attack": Attack(), "ibp": Ibp(), "crown": Crown(), "alpha-crown": AlphaCrown(),
                  "cascade-3": Cascade(stages=[Attack(), Crown(), AlphaCrown()]),
-                 "cascade": make_verifier("cascade", time_limit=SEARCH_COMPLETE_SECONDS,
-                                          alpha_gap=SEARCH_ALPHA_GAP,
-                                          complete_gap=SEARCH_COMPLETE_GAP)}
+                 "cascade": search_verifier("cascade")}
     rows, joint_rows = [], []
     for name in args.models:
         network = load_model(name).network
@@ -68,7 +65,7 @@ def main() -> None:
                 total += 1
                 for label, verifier in verifiers.items():
                     verdict = verifier.verify(problem, eps)
-                    times[label].append(verdict.stats["time_s"])
+                    times[label].append(verdict.time_s)
                     settled[label] += verdict.status is not Status.UNKNOWN
                 eps_t = torch.as_tensor(eps)
                 with torch.no_grad():

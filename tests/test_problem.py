@@ -7,7 +7,8 @@ from hypothesis.extra.numpy import arrays
 from torch import nn
 
 from ringcert.errors import RingcertError
-from ringcert.problem import Problem, Weighting, ring_map, topk_margin
+from ringcert.problem import Problem, ring_map, topk_margin
+from ringcert.vocabulary import Weighting
 
 
 def _brute_rings(mask: np.ndarray) -> np.ndarray:

@@ -18,11 +18,11 @@ except PackageNotFoundError:  # running from a source tree without installation
 # The Python API, imported on first use (``ringcert --version`` does not load torch).
 _API = {
     "analyze": "ringcert.analysis", "AnalysisResult": "ringcert.analysis",
-    "Problem": "ringcert.problem", "Weighting": "ringcert.problem",
-    "load_model": "ringcert.models.modelfile", "Side": "ringcert.sides",
+    "Problem": "ringcert.problem", "Weighting": "ringcert.vocabulary",
+    "load_model": "ringcert.models.modelfile", "Side": "ringcert.vocabulary",
     "test_sample": "ringcert.samples", "sample_problem": "ringcert.samples",
-    "make_verifier": "ringcert.verify.registry", "Status": "ringcert.verify.verdict",
-    "Algorithm": "ringcert.search.result", "Shrink": "ringcert.search.result",
+    "make_verifier": "ringcert.verify.registry", "Status": "ringcert.vocabulary",
+    "Algorithm": "ringcert.vocabulary", "Shrink": "ringcert.vocabulary",
     "RingcertError": "ringcert.errors",
 }
 

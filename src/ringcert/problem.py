@@ -1,4 +1,4 @@
-"""The query ringcert answers: rings, boxes and the top-k margin (DESIGN.md section 1).
+"""The query ringcert answers: rings, boxes and the top-k margin (docs/design.md section 1).
 
 For an image ``x``, a target class ``t`` and the mask ``M`` of the perturbed object, a
 pixel's ring is its Chebyshev distance to ``M`` (0 on the object). An epsilon vector
@@ -10,8 +10,9 @@ of Multi-Label Neural Networks" (2023), section 2.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from enum import Enum
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,13 +20,7 @@ from scipy.ndimage import distance_transform_cdt
 from torch import nn
 
 from ringcert.errors import RingcertError
-
-
-class Weighting(Enum):
-    """Built-in ring weight vectors (any non-negative vector also works)."""
-
-    UNIFORM = "uniform"
-    AREA = "area"
+from ringcert.vocabulary import Weighting
 
 
 def ring_map(mask: np.ndarray) -> np.ndarray:
@@ -38,6 +33,14 @@ def ring_map(mask: np.ndarray) -> np.ndarray:
     if mask.all():
         raise RingcertError("the perturbed-object mask covers the whole image")
     return distance_transform_cdt(~mask, metric="chessboard").astype(np.int64)
+
+
+def predicted_other(logits: torch.Tensor, target: int) -> int:
+    """The highest-scoring class other than ``target``: on an image of two objects whose
+    target is in the top-k, the model's reading of the other object."""
+    others = logits.detach().clone()
+    others[target] = -torch.inf
+    return int(others.argmax())
 
 
 def topk_margin(logits: torch.Tensor, target: int | torch.Tensor, k: int) -> torch.Tensor:
@@ -57,6 +60,8 @@ class Problem:
 
     Build it with :meth:`Problem.create`, which validates every input. ``image`` is a
     float32 tensor (C, H, W) in [0, 1]; ``rings`` maps each pixel to its ring.
+    ``perturbed_class`` labels the perturbed object; when the caller does not know it,
+    ``create`` fills in the model's reading (``predicted_other``).
     """
 
     model: nn.Sequential
@@ -107,6 +112,8 @@ class Problem:
             raise RingcertError(f"target class {target} is not in 0..{classes - 1}")
         if topk_margin(logits, target, k).item() <= 0:
             raise RingcertError(f"target class {target} is not in the top-{k} of the model's output")
+        if perturbed_class is None:
+            perturbed_class = predicted_other(logits[0], target)
         size = int(rings.max()) + 1
         return cls(model=model, image=image_t, target=int(target), mask=mask, k=k,
                    weights=_weights(weights, rings, size), rings=rings,
@@ -172,9 +179,39 @@ def _weights(weights: Weighting | str | np.ndarray | list[float], rings: np.ndar
         return np.ones(size)
     if weights is Weighting.AREA:
         return np.bincount(rings.ravel(), minlength=size) / rings.size
-    vector = np.asarray(weights, dtype=np.float64)
+    vector = _checked_vector(np.asarray(weights, dtype=np.float64))
     if vector.shape != (size,):
         raise RingcertError(f"weight vector must have {size} entries (one per ring), got {vector.shape}")
+    return vector
+
+
+def _checked_vector(vector: np.ndarray) -> np.ndarray:
+    """A weight vector that is finite, non-negative and not all zero (else a one-line error)."""
+    if vector.ndim != 1 or not vector.size:
+        raise RingcertError(f"weights must be a non-empty list of numbers, got shape {vector.shape}")
     if not np.isfinite(vector).all() or (vector < 0).any():
         raise RingcertError("weights must be finite and non-negative")
+    if not vector.any():
+        raise RingcertError("weights are all zero: every neighborhood would have size 0")
     return vector
+
+
+def parse_weights(text: str) -> Weighting | np.ndarray:
+    """``uniform``, ``area``, or a file holding a vector (JSON list or whitespace numbers)."""
+    try:
+        return Weighting(text)
+    except ValueError:
+        pass
+    path = Path(text)
+    if not path.is_file():
+        raise RingcertError(f"weights must be uniform, area or a file; {text!r} is none")
+    raw = path.read_text()
+    try:
+        values = json.loads(raw) if raw.lstrip().startswith("[") else raw.split()
+        vector = np.asarray([float(value) for value in values], dtype=np.float64)
+    except (ValueError, TypeError):
+        raise RingcertError(f"weights file {text} does not hold a list of numbers") from None
+    try:
+        return _checked_vector(vector)
+    except RingcertError as error:
+        raise RingcertError(f"weights file {text}: {error}") from None

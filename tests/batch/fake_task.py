@@ -88,5 +88,6 @@ if __name__ == "__main__":  # python -m tests.batch.fake_task OUT COUNT WORKERS 
     # not what the interrupt test sends
     signal.signal(signal.SIGINT, signal.default_int_handler)
     out, count, workers, settings = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    run_batch(tasks(count, **json.loads(settings)), fake_analysis, out, workers=workers,
-              progress=False)
+    summary = run_batch(tasks(count, **json.loads(settings)), fake_analysis, out, workers=workers,
+                        progress=False)
+    print(summary.completed)

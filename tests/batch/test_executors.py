@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -97,11 +98,57 @@ def test_changed_setting_and_corrupt_file_rerun(tmp_path):
     assert (summary.skipped, summary.completed) == (5, 1)
     assert summary.written == (victim,)
 
-    changed = tasks(3, sleep=0.0, delta=0.02)
-    summary = run_batch(changed, fake_analysis, tmp_path, progress=False)
-    assert (summary.skipped, summary.completed) == (0, 6)
+    changed = tasks(3, sleep=0.0, delta=0.02)  # other settings: refused before any work
+    with pytest.raises(RingcertError, match=r"holds 6 results of other settings \(delta 0.01 -> 0.02\)"):
+        run_batch(changed, fake_analysis, tmp_path, progress=False)
+    assert {r["task_key"] for r in records_by_label(tmp_path).values()} == {t.key for t in first}
+    summary = run_batch(changed, fake_analysis, tmp_path, progress=False, resume=False)
+    assert (summary.completed, summary.redone) == (6, 6)
     assert {r["task_key"] for r in records_by_label(tmp_path).values()} == {t.key for t in changed}
-    assert run_batch(changed, fake_analysis, tmp_path, progress=False, resume=False).completed == 6
+
+
+def test_results_from_an_edited_input_file_are_redone_not_refused(tmp_path):
+    first = tasks(2, sleep=0.0, delta=0.01, weights_sha256="aa")
+    assert run_batch(first, fake_analysis, tmp_path, progress=False).completed == 4
+    edited = tasks(2, sleep=0.0, delta=0.01, weights_sha256="bb")
+    summary = run_batch(edited, fake_analysis, tmp_path, progress=False)
+    assert (summary.skipped, summary.completed, summary.redone) == (0, 4, 4)
+    assert {r["task_key"] for r in records_by_label(tmp_path).values()} == {t.key for t in edited}
+
+
+def test_a_live_lock_stops_a_second_run_and_a_stale_one_is_taken_over(tmp_path):
+    lock = tmp_path / ".ringcert.lock"
+    lock.write_text(f"{socket.gethostname()} {os.getppid()}\n")  # a live process
+    with pytest.raises(RingcertError, match="in use by another ringcert run"):
+        run_batch(tasks(1, sleep=0.0), fake_analysis, tmp_path, progress=False)
+    assert not list(tmp_path.glob("*/*.json"))  # stopped before any work
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(f"{socket.gethostname()} {dead.pid}\n")
+    assert run_batch(tasks(1, sleep=0.0), fake_analysis, tmp_path, progress=False).completed == 2
+    assert not lock.exists()  # released
+
+
+def test_two_batches_on_one_folder_write_every_result_once(tmp_path):
+    """Two runs started together: one owns the folder, the other stops with a one-line
+    error; a rerun then finds every result done, each written once."""
+    out = tmp_path / "out"
+    runs = [subprocess.Popen([sys.executable, "-m", "tests.batch.fake_task", str(out), "4", "1",
+                              json.dumps({"sleep": 0.2})], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    written = 0
+    for run, (stdout, stderr) in zip(runs, outputs, strict=True):
+        if run.returncode == 0:
+            written += int(stdout.split()[-1])
+        else:  # it saw the other's lock
+            assert "in use by another ringcert run" in stderr
+    assert written == 8  # every result written exactly once
+    batch = tasks(4, sleep=0.2)
+    again = run_batch(batch, fake_analysis, out, progress=False)
+    assert (again.skipped, again.completed) == (8, 0)
+    assert len(list(out.glob("*/*.json"))) == 8
 
 
 def test_a_failing_task_is_reported_and_retried(tmp_path, capsys):

@@ -2,8 +2,9 @@ import pickle
 
 import pytest
 
-from ringcert.batch import AnalysisTask, Side
+from ringcert.batch import AnalysisTask
 from ringcert.errors import RingcertError
+from ringcert.vocabulary import Side
 
 
 def make(**changes):

@@ -54,8 +54,9 @@ def test_matmul_add_import(tmp_path):
 
 
 def test_unsupported_op_is_named(tmp_path):
+    """A Sigmoid inside the network (not the final activation) is an unsupported op."""
     graph = helper.make_graph(
-        [helper.make_node("Sigmoid", ["x"], ["y"])], "g",
+        [helper.make_node("Sigmoid", ["x"], ["h"]), helper.make_node("Relu", ["h"], ["y"])], "g",
         [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
         [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])])
     path = tmp_path / "s.onnx"
@@ -71,3 +72,38 @@ def test_load_model_by_onnx_path(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"garbage")
     with pytest.raises(RingcertError, match="cannot read ONNX"):
         load_model(tmp_path / "bad.onnx")
+
+
+def _with_final(path, op: str, **attrs) -> None:
+    """Append ``op`` after the exported graph's output (as multi-label exports often do)."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    graph.node[-1].output[0] = "logits"
+    graph.node.append(helper.make_node(op, ["logits"], ["output"], **attrs))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize(("op", "attrs"), [("Sigmoid", {}), ("Softmax", {"axis": 1}), ("Softmax", {})])
+def test_a_final_sigmoid_or_softmax_is_dropped_and_said(tmp_path, op, attrs) -> None:
+    network = seed_classifier().eval()
+    path = tmp_path / "multilabel.onnx"
+    export_onnx(network, path)
+    _with_final(path, op, **attrs)
+    x = np.random.default_rng(1).random((4, 1, 64, 64), dtype=np.float32)
+    probabilities = ort.InferenceSession(str(path)).run(None, {"input": x})[0]
+    loaded = load_model(path)
+    logits = loaded.network(torch.from_numpy(x)).detach().numpy()
+    assert np.allclose(logits, network(torch.from_numpy(x)).detach().numpy(), atol=1e-5)
+    # the same top-2 set as the exported probabilities: verifying the logits is the same question
+    top = np.sort(np.argsort(-logits, 1)[:, :2], 1)
+    assert (top == np.sort(np.argsort(-probabilities, 1)[:, :2], 1)).all()
+    assert loaded.metadata["verified_output"] == f"logits before the final {op}"
+
+
+def test_a_softmax_over_another_axis_is_refused(tmp_path) -> None:
+    path = tmp_path / "odd.onnx"
+    export_onnx(seed_classifier().eval(), path)
+    _with_final(path, "Softmax", axis=0)
+    with pytest.raises(RingcertError, match="Softmax over axis 0"):
+        load_model(path)

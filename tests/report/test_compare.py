@@ -8,19 +8,37 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from ringcert.batch import run_batch
+from ringcert.batch import ResultStore, run_batch
+from ringcert.data.double_mnist import DoubleMnist
 from ringcert.errors import RingcertError
 from ringcert.report.compare import (
     compare,
+    compare_loaded,
     mean_with_band,
     plot_heatmap_pair,
+    size_distribution_figure,
     summarize,
+    variant_labels,
 )
-from tests.batch.fake_task import fake_analysis, fake_analysis_with_png, tasks
+from ringcert.report.records import AnalysisRecord, Loaded, Variant, read_analyses
+from ringcert.vocabulary import Algorithm, GradientSource, Shrink
+from tests.batch.fake_task import fake_analysis, fake_analysis_with_png, fake_record, tasks
 
 RUNS = {"guided-fixed": {"algorithm": "guided", "shrink": "fixed"},
         "guided-sensitivity": {"algorithm": "guided", "shrink": "sensitivity"},
         "naive": {"algorithm": "naive"}}
+
+
+def analysis(**fields) -> AnalysisRecord:
+    """An analysis record with every key, ``fields`` changed; the per-ring lists follow
+    ``epsilon`` (or ``maximality``) in length."""
+    rings = len(fields.get("epsilon", fields.get("maximality", [0.1])))
+    raw = {"model": "m", "image_index": 0, "target": "right", "target_class": 2,
+           "perturbed_class": 5, "k": 2, "ring_sizes": [10] * rings, "weights": [1.0] * rings,
+           "epsilon": [0.1] * rings, "size": 1.0, "maximality": ["unproven"] * rings,
+           "queries": {"total": 3}, "time_s": 1.0, "algorithm": {"name": "uniform"},
+           "verifier": "v", **fields}
+    return AnalysisRecord.from_json(raw)
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +68,13 @@ def test_tables_group_model_algorithm_shrink(results, tmp_path):
             np.mean([r["queries"]["total"] for r in records]))
     markdown = comparison.markdown.read_text().splitlines()
     assert len(markdown) == 2 + len(rows) and "tight (refuted) rings" in markdown[0]
+    assert comparison.skipped == ()  # every file is an analysis, each read once
 
 
 def test_tight_fraction_ignores_saturated_rings():
-    base = {"model": "m", "verifier": "v", "time_s": 1.0, "queries": {"total": 3}, "size": 1.0,
-            "epsilon": [0.1], "algorithm": {"name": "uniform"}}
-    rows = summarize([{**base, "maximality": ["refuted", "unproven", "saturated"]},
-                      {**base, "maximality": ["refuted", "refuted"]},
-                      {**base, "maximality": ["saturated"], "verifier": "w"}])
+    rows = summarize([analysis(maximality=["refuted", "unproven", "saturated"]),
+                      analysis(maximality=["refuted", "refuted"]),
+                      analysis(maximality=["saturated"], verifier="w")])
     assert [row.verifier for row in rows] == ["v", "w"]
     assert rows[0].tight_fraction == pytest.approx(3 / 4)
     assert math.isnan(rows[1].tight_fraction)
@@ -84,10 +101,51 @@ def test_plots_are_real_pngs(results, tmp_path):
                                                           "size_distribution.png"]
 
 
+def variant(algorithm, shrink=None, gradient=None, verifier="cascade") -> Variant:
+    return Variant(algorithm=algorithm, shrink=shrink, gradient=gradient, verifier=verifier)
+
+
+def test_variant_labels_are_short_and_drop_what_every_variant_shares():
+    fixed = variant(Algorithm.GUIDED, Shrink.FIXED, GradientSource.BOTH)
+    sensitivity = variant(Algorithm.GUIDED, Shrink.SENSITIVITY, GradientSource.BOTH)
+    naive, uniform = variant(Algorithm.NAIVE), variant(Algorithm.UNIFORM)
+    labels = variant_labels([fixed, sensitivity, naive, uniform])
+    assert labels == {fixed: ("guided-fixed", "guided/fixed/weakest-points+bound"),
+                      sensitivity: ("guided-sens", "guided/sensitivity/weakest-points+bound"),
+                      naive: ("naive", "naive"), uniform: ("uniform", "uniform")}
+    bound = variant(Algorithm.GUIDED, Shrink.FIXED, GradientSource.BOUND)
+    assert [short for short, _ in variant_labels([fixed, bound]).values()] == [
+        "guided-wp+bound", "guided-bound"]  # only the gradient differs
+    milp = variant(Algorithm.NAIVE, verifier="milp")
+    assert variant_labels([naive, milp]) == {naive: ("naive-cascade", "naive/cascade"),
+                                             milp: ("naive-milp", "naive/milp")}
+    guided_milp = variant(Algorithm.GUIDED, Shrink.FIXED, verifier="milp")
+    assert variant_labels([naive, guided_milp]) == {  # one per algorithm: the names suffice
+        naive: ("naive", "naive/cascade"), guided_milp: ("guided", "guided/fixed/milp")}
+    three = variant_labels([fixed, bound, sensitivity, naive])  # with the algorithm: too long
+    assert [short for short, _ in three.values()] == ["fixed-wp+bound", "fixed-bound", "sens-wp+bound",
+                                                      "naive"]
+    long = variant(Algorithm.NAIVE, verifier="a-verifier-with-a-long-name")
+    assert [short for short, _ in variant_labels([naive, long, uniform]).values()] == [
+        "naive-1", "naive-2", "uniform-1"]  # too long: numbered, the legend says which is which
+
+
+def test_size_distribution_ticks_are_short_and_horizontal_with_a_legend(results):
+    records = [record for _, record in read_analyses(results).analyses]
+    figure = size_distribution_figure(records)
+    panels = [axes for axes in figure.axes if axes.get_title().startswith("model")]
+    assert [axes.get_title() for axes in panels] == ["model none", "model pgd"]
+    for axes in panels:
+        ticks = axes.get_xticklabels()
+        assert [tick.get_text() for tick in ticks] == ["guided-fixed", "guided-sens", "naive"]
+        assert all(len(tick.get_text()) <= 16 and tick.get_rotation() == 0 for tick in ticks)
+    legend = [text.get_text() for legend in figure.legends for text in legend.get_texts()]
+    assert legend == ["guided-fixed = guided/fixed", "guided-sens = guided/sensitivity"]
+
+
 def test_heatmap_redrawn_from_json_when_png_is_missing(tmp_path, monkeypatch):
     """Without stored PNGs the pair is drawn over the regenerated test image's rings
     (``test_sample`` is replaced by a small stand-in: generating the real one takes ~5 s)."""
-    from types import SimpleNamespace
 
     import ringcert.samples
     from ringcert.problem import ring_map
@@ -97,15 +155,18 @@ def test_heatmap_redrawn_from_json_when_png_is_missing(tmp_path, monkeypatch):
     masks[0, 1, 10:40, 40:50] = True
     asked = []
     monkeypatch.setattr(ringcert.samples, "test_sample",
-                        lambda index: asked.append(index) or SimpleNamespace(masks=masks))
+                        lambda index, **_: asked.append(index) or DoubleMnist(
+                            images=np.zeros(masks.shape[2:], np.uint8)[None], labels=np.array([[0, 1]]),
+                            masks=masks))
     count = int(ring_map(masks[0, 0]).max()) + 1
-    record = {"model": "none", "image_index": 7, "target": "right", "size": 1.0,
-              "epsilon": np.linspace(0.3, 0.0, count).tolist()}
+    fields = {"model": "none", "image_index": 7, "target": "right", "size": 1.0}
+    record = analysis(**fields, epsilon=np.linspace(0.3, 0.0, count).tolist())
     drawn = plot_heatmap_pair((None, record), (None, record), tmp_path / "pair.png")
     assert drawn is not None and imread(drawn).shape[1] > 400 and asked == [7, 7]
-    wrong = {**record, "epsilon": [0.1] * (count + 2)}  # not this image's rings: not drawn
+    wrong = analysis(**fields, epsilon=[0.1] * (count + 2))  # not this image's rings: not drawn
     assert plot_heatmap_pair((None, wrong), (None, wrong), tmp_path / "no.png") is None
-    left = {**record, "target": "left"}  # rings grow from the other digit: count differs
+    # target left: the rings grow from the other digit, so their count differs
+    left = analysis(**{**fields, "target": "left"}, epsilon=list(record.epsilon))
     assert plot_heatmap_pair((None, left), (None, left), tmp_path / "left.png") is None
 
 
@@ -114,6 +175,46 @@ def test_empty_or_missing_results_are_errors(tmp_path):
         compare(tmp_path, tmp_path / "out")
     with pytest.raises(RingcertError, match="does not exist"):
         compare(tmp_path / "nope", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_analysis_is_an_error_saying_what_was_looked_at(tmp_path):
+    (tmp_path / "notes.json").write_text('{"model": "none"}')
+    (tmp_path / "broken.json").write_text("{")
+    ResultStore(tmp_path).write(tasks(1)[0], {"model": "none", "image_index": 0, "target": "left",
+                                              "skipped": "target 4 is not in the top-2"})
+    with pytest.raises(RingcertError, match="no analysis results") as caught:
+        compare(tmp_path, tmp_path / "out")
+    message = str(caught.value)
+    assert "looked at 3 *.json files, none is an analysis" in message
+    assert f"{tmp_path / 'broken.json'}: unreadable JSON: " in message
+    assert f"{tmp_path / 'notes.json'}: not an analysis record: missing key 'image_index'" in message
+    assert "analysis none #0 left skipped: target 4 is not in the top-2" in message
+    assert not (tmp_path / "out").exists()  # nothing is written
+
+
+def test_skipped_files_and_skip_records_are_reported(results, tmp_path):
+    root = tmp_path / "results"
+    store = ResultStore(root)
+    records = [store.write(task, fake_record(task)) for task in tasks(2, models=("pgd",))]
+    skip = store.write(tasks(3, models=("pgd",))[-1], {"model": "pgd", "image_index": 2,
+                                                      "target": "right", "skipped": "not top-2"})
+    junk = root / "pgd" / "notes.json"
+    junk.write_text("[1, 2]")
+    comparison = compare(root, tmp_path / "out")
+    assert [row.analyses for row in comparison.rows] == [len(records)]
+    assert comparison.skipped == (
+        (junk, "not an analysis record: expected a JSON object, got list"),
+        (skip, "analysis pgd #2 right skipped: not top-2"))
+
+
+def test_compare_loaded_takes_records_in_memory(tmp_path):
+    loaded = Loaded.of([analysis(model="a", size=2.0), analysis(model="a", size=4.0),
+                        AnalysisRecord.from_json({"model": "a", "image_index": 1, "target": None,
+                                                  "skipped": "no"})])
+    comparison = compare_loaded(loaded, tmp_path)
+    assert [(row.model, row.analyses, row.mean_size) for row in comparison.rows] == [("a", 2, 3.0)]
+    assert comparison.skipped == ((None, "analysis a #1 - skipped: no"),)
 
 
 def test_cli_compare_and_report(results, tmp_path, capsys):
@@ -131,11 +232,12 @@ def test_cli_compare_and_report(results, tmp_path, capsys):
 def test_comparison_variants_cover_every_algorithm_and_guided_shrink():
     from ringcert.cli import comparison_variants
 
-    assert comparison_variants(["uniform", "guided", "naive", "guided"], ["fixed", "sensitivity"]) == [
-        ("uniform", {"algorithm": "uniform", "shrink": "fixed"}),
-        ("guided-fixed", {"algorithm": "guided", "shrink": "fixed"}),
-        ("guided-sensitivity", {"algorithm": "guided", "shrink": "sensitivity"}),
-        ("naive", {"algorithm": "naive", "shrink": "fixed"})]
+    assert comparison_variants([Algorithm.UNIFORM, Algorithm.GUIDED, Algorithm.NAIVE, Algorithm.GUIDED],
+                               [Shrink.FIXED, Shrink.SENSITIVITY]) == [
+        ("uniform", Algorithm.UNIFORM, Shrink.FIXED),
+        ("guided-fixed", Algorithm.GUIDED, Shrink.FIXED),
+        ("guided-sensitivity", Algorithm.GUIDED, Shrink.SENSITIVITY),
+        ("naive", Algorithm.NAIVE, Shrink.FIXED)]
 
 
 def test_cli_compare_runs_what_is_missing_then_resumes(tmp_path, capsys):

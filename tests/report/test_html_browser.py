@@ -121,6 +121,13 @@ def test_report_renders_in_headless_chromium(served, tmp_path):
             WebDriverWait(driver, 10).until(lambda _, image=image: driver.execute_script(
                 "return arguments[0].complete && arguments[0].naturalWidth > 0;", image),
                 message=f"image {image.get_attribute('src')} did not load")
+        # at the default width the thumbnails stay wide and their captions readable text
+        cards = driver.find_elements("css selector", ".gallery .card")
+        assert len(cards) == 2 * 6 * 2 + 4 and all(card.size["width"] >= 220 for card in cards)
+        for caption in driver.find_elements("css selector", ".card figcaption"):
+            font = driver.execute_script(
+                "return parseFloat(getComputedStyle(arguments[0]).fontSize);", caption)
+            assert font >= 13 and "model " in caption.text and "rings refuted" in caption.text
         rows = driver.find_elements("css selector", "#summary tbody tr")
         assert len(rows) == 5
         link = driver.find_element("css selector", ".card a[href$='.json']")

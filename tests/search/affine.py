@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from ringcert.problem import Problem
-from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind
+from ringcert.verify.verdict import Verdict, Verifier
+from ringcert.vocabulary import Status, VerifierKind
 
 SIDE = 12
 PAD = 1e-5
@@ -77,8 +78,8 @@ class ExactAffineVerifier(Verifier):
         self.calls = 0
         self.limits: list[float | None] = []  # the time limit each call was given
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
-             time_limit: float | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
+             warm_start: Verdict | None, time_limit: float | None) -> Verdict:
         self.calls += 1
         self.limits.append(time_limit)
         lo, hi = problem.box(eps)
@@ -107,9 +108,9 @@ class FlakyVerifier(Verifier):
         self.rate = rate
         self.rng = np.random.default_rng(seed)
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
-             time_limit: float | None) -> Verdict:
-        verdict = self.exact._run(problem, eps, hint, time_limit)
+    def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
+             warm_start: Verdict | None, time_limit: float | None) -> Verdict:
+        verdict = self.exact._run(problem, eps, hint=hint, warm_start=warm_start, time_limit=time_limit)
         if self.rng.random() < self.rate:
             return Verdict(status=Status.UNKNOWN, verifier=self.kind,
                            weakest_points=verdict.weakest_points,

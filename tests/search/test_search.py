@@ -7,17 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ringcert.search import (
-    Algorithm,
-    BudgetSettings,
-    GradientSource,
-    GuidedSettings,
-    MaximalityStatus,
-    NaiveSettings,
-    Shrink,
-    UniformSettings,
-    run_search,
-)
+from ringcert.search import BudgetSettings, GuidedSettings, NaiveSettings, UniformSettings, run_search
 from ringcert.search.budget import QUERY_SHARE, Budget, BudgetExhausted
 from ringcert.search.guided import guided_search
 from ringcert.search.maximality import maximality_pass
@@ -25,7 +15,7 @@ from ringcert.search.naive import naive_search
 from ringcert.search.oracle import Oracle
 from ringcert.search.shrink import cutting_weights, fixed_weights, ring_saliency
 from ringcert.search.uniform import uniform_search
-from ringcert.verify.verdict import Status
+from ringcert.vocabulary import Algorithm, GradientSource, MaximalityStatus, Shrink, Status
 from tests.search.affine import PAD, ExactAffineVerifier, FlakyVerifier, affine_case
 
 SEEDS = [0, 1, 2, 3]

@@ -1,9 +1,10 @@
 import torch
 
 from ringcert.data.double_mnist import dataset
-from ringcert.training.defenses import Defense, OcclusionSettings, occlude, pgd_examples
+from ringcert.training.defenses import OcclusionSettings, occlude, pgd_examples
 from ringcert.training.evaluation import evaluate
 from ringcert.training.trainer import TrainingSettings, multi_hot, train
+from ringcert.vocabulary import Defense
 
 
 def test_tiny_training_beats_chance():

@@ -1,4 +1,4 @@
-"""Branch and bound (``verify/bab.py``) against exact answers and the MILP.
+"""Branch and bound (``verify/bab/search.py``) against exact answers and the MILP.
 
 Ground truth as in ``test_milp``: the exact optimum ``max_box -m(z)`` by enumerating the
 activation patterns of tiny seeded networks. Checks: BaB's verdict at epsilons just below
@@ -17,24 +17,25 @@ import numpy as np
 import pytest
 import torch
 
-from ringcert.verify import bab
 from ringcert.verify.attack import Attack
 from ringcert.verify.bab import BranchAndBound
+from ringcert.verify.bab import search as bab
+from ringcert.verify.bab.branching import Branch, SplitRule
 from ringcert.verify.bounds import BoundMethod
-from ringcert.verify.branching import Branch, SplitRule
+from ringcert.verify.bounds.cache import LayerBoundsCache
 from ringcert.verify.milp import Milp
-from ringcert.verify.propagation import Crown, LayerBoundsCache
+from ringcert.verify.propagation import Crown
 from ringcert.verify.registry import make_verifier
-from ringcert.verify.verdict import Status, check_witness
-from tests.verify.test_milp import CASES as MILP_CASES
-from tests.verify.test_milp import THRESHOLD_CASES, _conv_net, _mlp, _pooled, _problem, exact_optimum
+from ringcert.verify.verdict import check_witness
+from ringcert.vocabulary import Status, UnknownReason
+from tests.fixtures import MILP_CASES, THRESHOLD_CASES, conv_net, exact_optimum, mlp, pooled, tiny_problem
 
 # (factory, image shape, seed, k, epsilon direction): test_milp's threshold cases, plus
 # three whose proof below the critical value needs ~100 branches (found by a scan)
 CASES = [(*case, 2, None) for case in THRESHOLD_CASES] + [
-    (_mlp, (2, 2), 11, 1, [1 / 3, 1.0]),
-    (_pooled, (1, 3), 11, 1, [1 / 3, 1.0, 1.0]),
-    (_pooled, (1, 3), 29, 1, None),
+    (mlp, (2, 2), 11, 1, [1 / 3, 1.0]),
+    (pooled, (1, 3), 11, 1, [1 / 3, 1.0, 1.0]),
+    (pooled, (1, 3), 29, 1, None),
 ]
 DELTA = 0.003
 
@@ -66,7 +67,7 @@ def _critical(problem, direction: np.ndarray) -> float:
 @pytest.mark.parametrize(("factory", "shape", "seed"), MILP_CASES)
 @pytest.mark.parametrize("radius", [0.05, 0.3])
 def test_verdict_and_bound_match_enumeration(factory, shape, seed, radius) -> None:
-    problem = _problem(factory(seed), shape, seed)
+    problem = tiny_problem(factory(seed), shape, seed)
     eps = [radius] + [radius / 2] * (problem.num_rings - 1)
     truth = exact_optimum(problem, eps)
     verdict = BranchAndBound(time_limit=30).verify(problem, eps)
@@ -78,7 +79,7 @@ def test_verdict_and_bound_match_enumeration(factory, shape, seed, radius) -> No
 @pytest.mark.parametrize("rule", list(SplitRule))
 @pytest.mark.parametrize(("factory", "shape", "seed", "k", "direction"), CASES)
 def test_threshold_just_below_and_above_critical_eps(factory, shape, seed, k, direction, rule) -> None:
-    problem = _problem(factory(seed), shape, seed, k=k)
+    problem = tiny_problem(factory(seed), shape, seed, k=k)
     direction = np.ones(problem.num_rings) if direction is None else np.array(direction)
     critical = _critical(problem, direction)
     below, above = (critical - DELTA) * direction, (critical + DELTA) * direction
@@ -96,7 +97,7 @@ def test_threshold_just_below_and_above_critical_eps(factory, shape, seed, k, di
 
 @pytest.mark.parametrize("seed", range(4))
 def test_never_robust_where_attack_refutes_and_agrees_with_milp(seed) -> None:
-    problem = _problem(_conv_net(seed), (8, 8), seed)
+    problem = tiny_problem(conv_net(seed), (8, 8), seed)
     settled = 0
     for radius in (0.02, 0.1, 0.3):
         eps = np.full(problem.num_rings, radius)
@@ -130,15 +131,15 @@ def _samples(problem, eps: np.ndarray, branches: list[Branch], count: int) -> to
 
 
 @pytest.mark.parametrize(("factory", "shape", "seed", "k", "radii"), [
-    (_mlp, (2, 2), 11, 1, [0.1, 0.3]),
-    (_pooled, (1, 3), 29, 1, [0.8, 0.8, 0.8]),
-    (_conv_net, (8, 8), 0, 2, [0.08] * 7 + [0.0]),
-    (_conv_net, (8, 8), 1, 2, [0.1] * 7 + [0.0]),
+    (mlp, (2, 2), 11, 1, [0.1, 0.3]),
+    (pooled, (1, 3), 29, 1, [0.8, 0.8, 0.8]),
+    (conv_net, (8, 8), 0, 2, [0.08] * 7 + [0.0]),
+    (conv_net, (8, 8), 1, 2, [0.1] * 7 + [0.0]),
 ])
 @pytest.mark.parametrize("beta_steps", [0, 10])
 def test_every_branch_bound_holds_on_its_domain(factory, shape, seed, k, radii, beta_steps,
                                                 monkeypatch) -> None:
-    problem = _problem(factory(seed), shape, seed, k=k)
+    problem = tiny_problem(factory(seed), shape, seed, k=k)
     eps = np.array(radii[: problem.num_rings])
     bounded: list[Branch] = []
 
@@ -153,9 +154,9 @@ def test_every_branch_bound_holds_on_its_domain(factory, shape, seed, k, radii, 
     BranchAndBound(time_limit=20, attack_restarts=0, max_branches=80,
                    beta_steps=beta_steps).verify(problem, eps)
     assert len(bounded) >= 6 and max(len(b.splits) for b in bounded) >= 2
-    if beta_steps:  # the split multipliers were used (they prove the _mlp case in 6 branches)
+    if beta_steps:  # the split multipliers were used (they prove the mlp case in 6 branches)
         assert any(b.betas is not None and bool(b.betas.any()) for b in bounded)
-    if factory is not _mlp:  # max-pool splits (at a threshold) were made
+    if factory is not mlp:  # max-pool splits (at a threshold) were made
         assert any(split.threshold > 0 for b in bounded for split in b.splits)
     torch.manual_seed(seed)
     pool = _samples(problem, eps, bounded, 4000)
@@ -179,7 +180,7 @@ def test_every_branch_bound_holds_on_its_domain(factory, shape, seed, k, radii, 
 def test_split_multipliers_prove_with_fewer_branches() -> None:
     """A robust query (exact optimum -0.0005 by enumeration) that plain CROWN branching
     leaves open after 80 branches and beta-CROWN's multipliers settle well within them."""
-    problem = _problem(_mlp(11), (2, 2), 11, k=1)
+    problem = tiny_problem(mlp(11), (2, 2), 11, k=1)
     eps = [0.15, 0.3]
     assert exact_optimum(problem, eps) < 0
     plain = BranchAndBound(attack_restarts=0, max_branches=80, beta_steps=0).verify(problem, eps)
@@ -192,20 +193,20 @@ def test_split_multipliers_prove_with_fewer_branches() -> None:
 def test_gap_gate_skips_only_queries_far_from_a_proof() -> None:
     """With ``max_gap`` (searches), a hint bound below ``-max_gap`` answers UNKNOWN at once
     (never ROBUST); above it branch and bound runs and proves the query."""
-    problem = _problem(_mlp(11), (2, 2), 11, k=1)
+    problem = tiny_problem(mlp(11), (2, 2), 11, k=1)
     eps = [0.1, 0.3]  # robust, but not by CROWN
     crown = Crown().verify(problem, eps)
     assert crown.status is Status.UNKNOWN and crown.bound is not None
     gated = BranchAndBound(attack_restarts=0, max_gap=-crown.bound / 2)
     skipped = gated.verify(problem, eps, hint=crown)
-    assert skipped.status is Status.UNKNOWN and skipped.stats["skipped_gap"] == 1
+    assert skipped.status is Status.UNKNOWN and skipped.reason is UnknownReason.SKIPPED_GAP
     assert skipped.bound == crown.bound
     assert BranchAndBound(attack_restarts=0, max_gap=-crown.bound * 2).verify(
         problem, eps, hint=crown).status is Status.ROBUST
 
 
 def test_tiny_budgets_give_unknown_and_registry_builds_bab() -> None:
-    problem = _problem(_mlp(11), (2, 2), 11, k=1)
+    problem = tiny_problem(mlp(11), (2, 2), 11, k=1)
     eps = [0.1, 0.3]  # robust (enumeration), but CROWN alone cannot prove it
     assert exact_optimum(problem, eps) < 0
     assert BranchAndBound(time_limit=30, attack_restarts=0).verify(problem, eps).robust
@@ -214,7 +215,7 @@ def test_tiny_budgets_give_unknown_and_registry_builds_bab() -> None:
         verdict = verifier.verify(problem, eps)
         assert verdict.status is Status.UNKNOWN
         assert verdict.bound is not None and verdict.bound < 0
-    slow = _problem(_conv_net(1), (8, 8), 1)
+    slow = tiny_problem(conv_net(1), (8, 8), 1)
     eps = np.full(slow.num_rings, 0.1)
     eps[-1] = 0.0  # robust by the MILP, not by the root bound: BaB needs ~30 branches
     assert BranchAndBound(time_limit=0.01).verify(slow, eps).status is Status.UNKNOWN

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from ringcert.verify.beta import split_bound
+from ringcert.verify.bab.beta import split_bound
+from ringcert.verify.bab.branching import Branch, SplitRule, bound, children
 from ringcert.verify.bounds import BoundMethod, network_bounds
 from ringcert.verify.bounds.crown import backward, concretize
-from ringcert.verify.branching import Branch, SplitRule, bound, children
-from tests.verify.test_milp import _conv_net, _mlp, _pooled, _problem
+from tests.fixtures import conv_net, mlp, pooled, tiny_problem
 
 # seeds whose root has an unstable ReLU at epsilon 0.3 (the others have nothing to split)
-CASES = [(_mlp, (2, 2), seed) for seed in (1, 2, 3, 4, 5, 7, 9)] + [
-    (_pooled, (1, 3), seed) for seed in (0, 5, 7)] + [(_conv_net, (8, 8), seed) for seed in range(4)]
+CASES = [(mlp, (2, 2), seed) for seed in (1, 2, 3, 4, 5, 7, 9)] + [
+    (pooled, (1, 3), seed) for seed in (0, 5, 7)] + [(conv_net, (8, 8), seed) for seed in range(4)]
 
 
 def _branch_around(problem, eps: np.ndarray, x0: torch.Tensor, depth: int) -> Branch | None:
@@ -44,14 +44,14 @@ def _branch_around(problem, eps: np.ndarray, x0: torch.Tensor, depth: int) -> Br
 
 @pytest.mark.parametrize(("factory", "shape", "seed"), CASES)
 def test_multipliers_bound_the_branch_and_start_at_crown(factory, shape, seed) -> None:
-    problem = _problem(factory(seed), shape, seed, k=1)
+    problem = tiny_problem(factory(seed), shape, seed, k=1)
     eps = np.full(problem.num_rings, 0.3)
     lo, hi = problem.box(eps)
     generator = torch.Generator().manual_seed(seed)
     x0 = lo + torch.rand(lo.shape, generator=generator) * (hi - lo)
     branch = _branch_around(problem, eps, x0, depth=4)
     assert branch is not None
-    rows = torch.randn(6, 4 if factory is not _conv_net else 5, generator=generator)
+    rows = torch.randn(6, 4 if factory is not conv_net else 5, generator=generator)
     plain = split_bound(problem.model, branch.box, branch.layers, rows, branch.splits, steps=0)
     inputs = [branch.box, *branch.layers[:-1]]
     coef, bias = backward(problem.model, inputs, rows, last=len(problem.model) - 1)
@@ -74,7 +74,7 @@ def test_multipliers_bound_the_branch_and_start_at_crown(factory, shape, seed) -
 def test_multipliers_raise_some_bound() -> None:
     raised, thresholds = 0.0, 0
     for factory, shape, seed in CASES:
-        problem = _problem(factory(seed), shape, seed, k=1)
+        problem = tiny_problem(factory(seed), shape, seed, k=1)
         eps = np.full(problem.num_rings, 0.3)
         lo, hi = problem.box(eps)
         x0 = (lo + hi) / 2
@@ -92,7 +92,7 @@ def test_multipliers_raise_some_bound() -> None:
 
 
 def test_needs_a_split() -> None:
-    problem = _problem(_mlp(0), (2, 2), 0, k=1)
+    problem = tiny_problem(mlp(0), (2, 2), 0, k=1)
     lo, hi = problem.box(np.full(problem.num_rings, 0.1))
     with pytest.raises(ValueError, match="split"):
         split_bound(problem.model, (lo, hi), [], torch.ones(1, 4), [], steps=1)

@@ -4,114 +4,28 @@ PGD results) evaluated by plain forward passes."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from ringcert.errors import RingcertError
-from ringcert.problem import Problem
+from ringcert.layers.registry import layer_type
 from ringcert.verify.attack import pgd_attack
-from ringcert.verify.bounds import BoundMethod, candidate_sets, margin_bound, network_bounds
-from ringcert.verify.bounds.network import NetworkBounds
-from ringcert.verify.bounds.registry import operator_for
-from ringcert.verify.propagation import AlphaCrown, Crown, Ibp, LayerBoundsCache
-from ringcert.verify.verdict import Status
-
-TOL = 1e-4
-
-
-def _random_bn(channels: int, generator: torch.Generator) -> nn.BatchNorm2d:
-    layer = nn.BatchNorm2d(channels)
-    with torch.no_grad():
-        layer.running_mean.copy_(torch.randn(channels, generator=generator) * 0.3)
-        layer.running_var.copy_(torch.rand(channels, generator=generator) + 0.5)
-        layer.weight.copy_(torch.randn(channels, generator=generator))
-        layer.bias.copy_(torch.randn(channels, generator=generator) * 0.3)
-    return layer
-
-
-def net_a(seed: int) -> tuple[nn.Sequential, tuple[int, int, int]]:
-    """Conv(s2,p1) - BN - ReLU - MaxPool(3,s2,p1, overlapping) - Conv(p1) - ReLU - AvgPool
-    - Flatten - Linear - ReLU - Linear: 5 classes, input (1, 12, 12)."""
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    network = nn.Sequential(
-        nn.Conv2d(1, 3, 3, stride=2, padding=1), _random_bn(3, generator), nn.ReLU(),
-        nn.MaxPool2d(3, stride=2, padding=1), nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
-        nn.AvgPool2d(2), nn.Flatten(), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 5))
-    return network.eval(), (1, 12, 12)
-
-
-def net_b(seed: int) -> tuple[nn.Sequential, tuple[int, int, int]]:
-    """Conv(p1) - AvgPool(3,s1,p1) - Conv(4,s2) - ReLU - MaxPool(2,p1) - Flatten - Linear:
-    two affine mixing layers in a row, a max-pool fed by a ReLU whose padded windows hold 1,
-    2 or 4 inputs, 4 classes, input (2,10,10)."""
-    torch.manual_seed(seed)
-    network = nn.Sequential(
-        nn.Conv2d(2, 3, 3, padding=1), nn.AvgPool2d(3, stride=1, padding=1),
-        nn.Conv2d(3, 3, 4, stride=2), nn.ReLU(), nn.MaxPool2d(2, padding=1), nn.Flatten(),
-        nn.Linear(27, 4))
-    return network.eval(), (2, 10, 10)
-
-
-def make_problem(network: nn.Sequential, shape: tuple[int, int, int], seed: int, k: int) -> Problem:
-    generator = torch.Generator().manual_seed(seed)
-    image = torch.rand(shape, generator=generator)
-    mask = np.zeros(shape[1:], dtype=bool)
-    mask[2:5, 3:6] = True
-    with torch.no_grad():
-        target = int(network(image[None])[0].argmax())
-    return Problem.create(model=network, image=image, target=target, mask=mask, k=k)
-
-
-def random_eps(problem: Problem, seed: int, scale: float) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return torch.rand(problem.num_rings, generator=generator, dtype=torch.float64) * scale
-
-
-def box_points(problem: Problem, eps: torch.Tensor, seed: int, count: int = 1000) -> torch.Tensor:
-    """Uniform samples, random box corners and PGD results inside the box."""
-    lo, hi = problem.box(eps)
-    generator = torch.Generator().manual_seed(seed)
-    uniform = lo + torch.rand((count, *lo.shape), generator=generator) * (hi - lo)
-    corners = torch.where(torch.rand((count // 4, *lo.shape), generator=generator) < 0.5, lo, hi)
-    attack = pgd_attack(problem, eps, restarts=16, steps=30, step_fraction=0.1, seed=seed).points
-    return torch.cat([uniform, corners, attack.detach()])
-
-
-def layer_outputs(network: nn.Sequential, points: torch.Tensor) -> list[torch.Tensor]:
-    outputs, current = [], points
-    with torch.no_grad():
-        for layer in network:
-            current = layer(current)
-            outputs.append(current)
-    return outputs
-
-
-def assert_layer_bounds_sound(network: nn.Sequential, points: torch.Tensor, lo: torch.Tensor,
-                              hi: torch.Tensor) -> tuple[NetworkBounds, NetworkBounds]:
-    """Every layer output of every point lies in the IBP and the CROWN layer bounds, and
-    CROWN's are inside IBP's. Returns (IBP, CROWN) bounds."""
-    outputs = layer_outputs(network, points)
-    ibp = network_bounds(network, lo, hi, method=BoundMethod.IBP)
-    crown = network_bounds(network, lo, hi, method=BoundMethod.CROWN)
-    for bounds in (ibp, crown):
-        for out, (lower, upper) in zip(outputs, bounds.layers, strict=True):
-            assert bool((out >= lower - TOL).all()) and bool((out <= upper + TOL).all())
-    for (ibp_l, ibp_u), (cr_l, cr_u) in zip(ibp.layers, crown.layers, strict=True):
-        assert bool((cr_l >= ibp_l).all()) and bool((cr_u <= ibp_u).all())
-    return ibp, crown
-
-
-def pair_maxima(problem: Problem, points: torch.Tensor) -> torch.Tensor:
-    """``max_{c in S} (F_t - F_c)`` per point and candidate set (points, sets)."""
-    with torch.no_grad():
-        logits = problem.model(points)
-    diffs = logits[:, problem.target:problem.target + 1] - logits
-    sets = torch.tensor(candidate_sets(logits.shape[1], problem.target, problem.k))
-    return diffs[:, sets].amax(dim=2)
-
+from ringcert.verify.bounds import BoundMethod, margin_bound, network_bounds
+from ringcert.verify.bounds.cache import LayerBoundsCache
+from ringcert.verify.propagation import AlphaCrown, Crown, Ibp
+from ringcert.vocabulary import Status
+from tests.fixtures import (
+    TOL,
+    assert_layer_bounds_sound,
+    box_points,
+    layer_outputs,
+    make_problem,
+    net_a,
+    net_b,
+    pair_maxima,
+    random_eps,
+)
 
 CASES = [(net_a, 0, 2), (net_a, 1, 1), (net_a, 2, 3), (net_b, 3, 2), (net_b, 4, 1)]
 
@@ -186,15 +100,15 @@ def test_operator_backward_steps_are_sound(builder) -> None:
             y = layer(x)
         coef = torch.randn((6, *y.shape[1:]), generator=generator)
         exact = y.flatten(1) @ coef.flatten(1).T
-        initial = operator_for(layer).initial_alpha(layer, low, up)
+        initial = layer_type(layer).initial_alpha(layer, low, up)
         choices = [None] if initial is None else [
             None, torch.rand((6, *initial.shape), generator=generator),
             torch.zeros_like(initial), torch.ones_like(initial)]
         for alpha in choices:
-            coef_in, bias = operator_for(layer).backward(layer, coef, low, up, alpha=alpha)
+            coef_in, bias = layer_type(layer).backward(layer, coef, low, up, alpha=alpha)
             linear = x.flatten(1) @ coef_in.flatten(1).T + bias
             assert bool((exact >= linear - TOL).all()), type(layer).__name__
-        if operator_for(layer).affine:
+        if layer_type(layer).affine:
             assert torch.allclose(exact, linear, atol=TOL), type(layer).__name__
 
 
@@ -255,14 +169,14 @@ def test_layer_bounds_cache_reuses_only_identical_queries() -> None:
     eps = random_eps(problem, 1, 0.1)
     cache = LayerBoundsCache()
     lo, hi = problem.box(eps)
-    first = cache.bounds(network, lo, hi, method=BoundMethod.CROWN)
-    assert cache.bounds(network, *problem.box(eps.clone()), method=BoundMethod.CROWN) is first
-    assert cache.bounds(network, lo, hi, method=BoundMethod.IBP) is not first
-    assert cache.bounds(network, *problem.box(eps * 0.5), method=BoundMethod.CROWN) is not first
-    again = cache.bounds(network, lo, hi, method=BoundMethod.CROWN)
+    first = cache.get(network, lo, hi, method=BoundMethod.CROWN)
+    assert cache.get(network, *problem.box(eps.clone()), method=BoundMethod.CROWN) is first
+    assert cache.get(network, lo, hi, method=BoundMethod.IBP) is not first
+    assert cache.get(network, *problem.box(eps * 0.5), method=BoundMethod.CROWN) is not first
+    again = cache.get(network, lo, hi, method=BoundMethod.CROWN)
     with torch.no_grad():
         network[0].weight.mul_(1.5)
-    changed = cache.bounds(network, lo, hi, method=BoundMethod.CROWN)
+    changed = cache.get(network, lo, hi, method=BoundMethod.CROWN)
     assert changed is not again
     assert not torch.equal(changed.layers[0][0], again.layers[0][0])
     pairs = [(Crown(), Crown(cache=cache)), (AlphaCrown(steps=3), AlphaCrown(steps=3, cache=cache))]

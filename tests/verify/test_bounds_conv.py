@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from ringcert.verify.bounds.conv import ConvBounds
+from ringcert.layers.conv import Conv2dType
 
 CASES = [  # (in, out, kernel, stride, padding, input size)
     (1, 4, 8, 4, 2, 64),  # the seed's first layer: sub-pixel
@@ -30,7 +30,7 @@ def test_backward_is_the_adjoint(case) -> None:
     y = layer(x[None])[0]
     coef = torch.randn(3, *y.shape)
     lower = upper = x.detach()
-    coef_in, bias = ConvBounds().backward(layer, coef, lower, upper)
+    coef_in, bias = Conv2dType().backward(layer, coef, lower, upper)
     for row in range(3):
         (expected,) = torch.autograd.grad((coef[row] * y).sum(), x, retain_graph=True)
         assert coef_in[row].shape == x.shape

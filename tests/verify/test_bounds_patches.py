@@ -10,12 +10,12 @@ from torch import nn
 from ringcert.models.architecture import seed_classifier
 from ringcert.verify.bounds import patches
 from ringcert.verify.bounds.crown import _full_size_bounds, crown_layer_bounds, ibp_layer_bounds
-from tests.verify.test_bounds import _random_bn, layer_outputs
+from tests.fixtures import layer_outputs, random_bn
 
 REL_TOL = 1e-4
 
 
-def _conv_net(seed: int, *, pool: bool, size: int = 18) -> tuple[nn.Sequential, tuple[int, int, int]]:
+def conv_net(seed: int, *, pool: bool, size: int = 18) -> tuple[nn.Sequential, tuple[int, int, int]]:
     """A random local chain with every kind of step the patch pass takes: a sub-pixel
     strided conv (k=4, s=2), a conv with k not a multiple of s (k=3, s=2), padding larger and
     smaller than needed, BatchNorm between conv and ReLU, two convs in a row."""
@@ -23,7 +23,7 @@ def _conv_net(seed: int, *, pool: bool, size: int = 18) -> tuple[nn.Sequential, 
     torch.manual_seed(seed)
     layers: list[nn.Module] = [
         nn.Conv2d(2, 4, 4, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(4, 5, 3, stride=2, padding=1), _random_bn(5, generator), nn.ReLU(),
+        nn.Conv2d(4, 5, 3, stride=2, padding=1), random_bn(5, generator), nn.ReLU(),
         nn.Conv2d(5, 4, 2, padding=0), nn.Conv2d(4, 6, 3, padding=2), nn.ReLU(),
         nn.Conv2d(6, 3, 3, padding=1), nn.ReLU()]
     if pool:
@@ -67,11 +67,11 @@ def test_receptive_windows_of_the_seed_classifier() -> None:
 
 
 @pytest.mark.parametrize(("builder", "seed", "radius"),
-                         [(_conv_net, 0, 0.05), (_conv_net, 1, 0.2), (_seed_like, 2, 0.1),
+                         [(conv_net, 0, 0.05), (conv_net, 1, 0.2), (_seed_like, 2, 0.1),
                           (_seed_like, 3, 0.3)])
 def test_patch_bounds_equal_full_size_bounds_on_every_neuron(builder, seed: int,
                                                              radius: float) -> None:
-    network, shape = (builder(seed, pool=False) if builder is _conv_net else builder(seed))
+    network, shape = (builder(seed, pool=False) if builder is conv_net else builder(seed))
     lo, hi = _box(shape, seed, radius)
     with torch.no_grad():
         inputs = [(lo, hi), *crown_layer_bounds(network, lo, hi, use_patches=False)]
@@ -93,7 +93,7 @@ def test_patch_bounds_equal_full_size_bounds_on_every_neuron(builder, seed: int,
 
 @pytest.mark.parametrize("seed", [4, 5, 6])
 def test_crown_layer_bounds_equal_reference_and_are_sound(seed: int) -> None:
-    network, shape = _conv_net(seed, pool=seed % 2 == 0, size=48)
+    network, shape = conv_net(seed, pool=seed % 2 == 0, size=48)
     lo, hi = _box(shape, seed, 0.15)
     with torch.no_grad():
         fast = crown_layer_bounds(network, lo, hi)

@@ -14,8 +14,8 @@ from ringcert.models.modelfile import load_model
 from ringcert.problem import Problem
 from ringcert.verify.bounds import BoundMethod, margin_bound
 from ringcert.verify.propagation import Crown
-from ringcert.verify.verdict import Status
-from tests.verify.test_bounds import TOL, assert_layer_bounds_sound, box_points, pair_maxima
+from ringcert.vocabulary import Status
+from tests.fixtures import TOL, assert_layer_bounds_sound, box_points, pair_maxima
 
 
 @pytest.fixture(scope="module", params=["none", "l0", "pgd"])

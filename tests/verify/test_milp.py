@@ -12,7 +12,6 @@ more than the exact one.
 from __future__ import annotations
 
 import copy
-import itertools
 
 import numpy as np
 import pytest
@@ -20,129 +19,20 @@ import torch
 from scipy.optimize import linprog
 from torch import nn
 
-from ringcert.problem import Problem
 from ringcert.verify.attack import Attack
 from ringcert.verify.bab import BranchAndBound
 from ringcert.verify.bounds import BoundMethod, network_bounds
 from ringcert.verify.milp import Milp
 from ringcert.verify.registry import make_verifier
-from ringcert.verify.verdict import Status, Verdict, check_witness
+from ringcert.verify.verdict import Verdict, check_witness
+from ringcert.vocabulary import Status
+from tests.fixtures import MILP_CASES, THRESHOLD_CASES, conv_net, exact_optimum, mlp, tiny_problem
 
 
-def _mlp(seed: int) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 3), nn.ReLU(),
-                         nn.Linear(3, 4))
-
-
-def _pooled(seed: int) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 2, (1, 2)), nn.ReLU(), nn.MaxPool2d((1, 2)), nn.Flatten(),
-                         nn.Linear(2, 4))
-
-
-def _problem(network: nn.Sequential, shape: tuple[int, int], seed: int, k: int = 2) -> Problem:
-    generator = torch.Generator().manual_seed(seed)
-    image = torch.rand((1, *shape), generator=generator)
-    mask = np.zeros(shape, dtype=bool)
-    mask[0, 0] = True
-    logits = network(image[None])[0].detach()
-    target = int(torch.argsort(logits, descending=True)[k - 1])
-    return Problem.create(model=network, image=image, target=target, mask=mask, k=k)
-
-
-def _affine_pieces(network: nn.Sequential, image_shape: tuple[int, ...], pattern: list[np.ndarray]
-                   ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-    """Logits ``A z + c`` on one piece, and the piece's constraints ``G z + h >= 0``."""
-    n_in = int(np.prod(image_shape))
-    a = np.eye(n_in)
-    c = np.zeros(n_in)
-    shape: tuple[int, ...] = (1, *image_shape)
-    constraints: list[tuple[np.ndarray, np.ndarray]] = []
-    choices = iter(pattern)
-    x_shape = None
-    for layer in network:
-        if isinstance(layer, nn.ReLU):
-            on = next(choices).astype(bool)
-            constraints.append((np.where(on[:, None], a, -a), np.where(on, c, -c)))
-            a, c = a * on[:, None], c * on
-        elif isinstance(layer, nn.MaxPool2d):
-            arg = next(choices)
-            ch, h, w = x_shape
-            index = np.arange(ch * h * w).reshape(ch, h, w)
-            windows = index.reshape(ch, h, w // 2, 2).reshape(-1, 2)
-            pick = windows[np.arange(windows.shape[0]), arg]
-            other = windows[np.arange(windows.shape[0]), 1 - arg]
-            constraints.append((a[pick] - a[other], c[pick] - c[other]))
-            a, c = a[pick], c[pick]
-            x_shape = (ch, h, w // 2)
-            shape = (1, *x_shape)
-        else:
-            exact = copy.deepcopy(layer).double()
-            with torch.no_grad():
-                inputs = torch.as_tensor(np.vstack([a.T, c[None]]), dtype=torch.float64)
-                flat = exact(inputs.reshape(n_in + 1, *shape[1:]))
-                x_shape = tuple(flat.shape[1:])
-                flat = flat.reshape(n_in + 1, -1).numpy()
-                bias = exact(torch.zeros(1, *shape[1:], dtype=torch.float64)).reshape(-1).numpy()
-            a = (flat[:n_in] - bias).T
-            c = flat[n_in]
-            shape = (1, *x_shape)
-    return a, c, constraints
-
-
-def _choice_sizes(network: nn.Sequential, image_shape: tuple[int, ...]) -> list[tuple[int, int]]:
-    """(count, options) per ReLU / MaxPool layer."""
-    sizes = []
-    x = torch.zeros(1, *image_shape)
-    for layer in network:
-        before = x
-        x = layer(x)
-        if isinstance(layer, nn.ReLU):
-            sizes.append((x[0].numel(), 2))
-        elif isinstance(layer, nn.MaxPool2d):
-            sizes.append((before[0].numel() // 2, 2))
-    return sizes
-
-
-def exact_optimum(problem: Problem, eps: list[float]) -> float:
-    """``max over the box of -m(z)`` by enumerating pieces and k-sets (one LP each)."""
-    lo, hi = (t.reshape(-1).double().numpy() for t in problem.box(eps))
-    n_in = lo.shape[0]
-    sizes = _choice_sizes(problem.model, tuple(problem.image.shape))
-    others = [c for c in range(problem.num_classes) if c != problem.target]
-    best = -np.inf
-    flat_choices = [range(options) for count, options in sizes for _ in range(count)]
-    for combo in itertools.product(*flat_choices):
-        pattern, start = [], 0
-        for count, _ in sizes:
-            pattern.append(np.array(combo[start:start + count]))
-            start += count
-        a, c, constraints = _affine_pieces(problem.model, tuple(problem.image.shape), pattern)
-        g = np.vstack([gi for gi, _ in constraints])
-        h = np.concatenate([hi_ for _, hi_ in constraints])
-        for chosen in itertools.combinations(others, problem.k):
-            # max s  s.t. s <= (a_c - a_t) z + (c_c - c_t),  g z + h >= 0
-            rows = [np.concatenate([-(a[j] - a[problem.target]), [1.0]]) for j in chosen]
-            rhs = [c[j] - c[problem.target] for j in chosen]
-            a_ub = np.vstack([*rows, np.hstack([-g, np.zeros((g.shape[0], 1))])])
-            b_ub = np.concatenate([rhs, h])
-            result = linprog(np.concatenate([np.zeros(n_in), [-1.0]]), A_ub=a_ub, b_ub=b_ub,
-                             bounds=[*zip(lo, hi, strict=True), (None, None)], method="highs")
-            if result.status == 0:
-                best = max(best, -result.fun)
-    return best
-
-
-CASES = [(_mlp, (2, 2), seed) for seed in range(3)] + [(_pooled, (1, 3), seed) for seed in range(2)]
-# seeds whose networks are not robust on the whole [0, 1] box (checked by enumeration below)
-THRESHOLD_CASES = [(_mlp, (2, 2), 5), (_mlp, (2, 2), 8), (_pooled, (1, 3), 6), (_pooled, (1, 3), 11)]
-
-
-@pytest.mark.parametrize(("factory", "shape", "seed"), CASES)
+@pytest.mark.parametrize(("factory", "shape", "seed"), MILP_CASES)
 @pytest.mark.parametrize("radius", [0.05, 0.3])
 def test_optimum_matches_enumeration(factory, shape, seed, radius) -> None:
-    problem = _problem(factory(seed), shape, seed)
+    problem = tiny_problem(factory(seed), shape, seed)
     eps = [radius] + [radius / 2] * (problem.num_rings - 1)
     truth = exact_optimum(problem, eps)
     verdict = Milp(early_stop=False, warm_start=False, bounds=BoundMethod.IBP).verify(problem, eps)
@@ -155,7 +45,7 @@ def test_optimum_matches_enumeration(factory, shape, seed, radius) -> None:
 
 @pytest.mark.parametrize(("factory", "shape", "seed"), THRESHOLD_CASES)
 def test_threshold_just_below_and_above_critical_eps(factory, shape, seed) -> None:
-    problem = _problem(factory(seed), shape, seed)
+    problem = tiny_problem(factory(seed), shape, seed)
     verifier = Milp(bounds=BoundMethod.IBP)
     rings = problem.num_rings
     low, high = 0.0, 1.0
@@ -177,7 +67,7 @@ def test_threshold_just_below_and_above_critical_eps(factory, shape, seed) -> No
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_topk_selectors_equal_enumerated_k_sets(k) -> None:
-    problem = _problem(_mlp(7), (2, 2), 7, k=k)
+    problem = tiny_problem(mlp(7), (2, 2), 7, k=k)
     eps = [0.2, 0.1]
     verdict = Milp(early_stop=False, warm_start=False, bounds=BoundMethod.IBP).verify(problem, eps)
     assert verdict.bound == pytest.approx(-exact_optimum(problem, eps), abs=1e-5)
@@ -186,15 +76,11 @@ def test_topk_selectors_equal_enumerated_k_sets(k) -> None:
     assert point.bound == pytest.approx(float(problem.margin(problem.image[None]).detach()[0]), abs=1e-5)
 
 
-def _conv_net(seed: int) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 3, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(3, 4, 3, padding=1),
-                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 5))
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_cross_checks_with_attack_and_bounds(seed) -> None:
-    problem = _problem(_conv_net(seed), (8, 8), seed)
+    problem = tiny_problem(conv_net(seed), (8, 8), seed)
     for radius in (0.02, 0.1, 0.3):
         eps = np.full(problem.num_rings, radius)
         eps[-1] = 0.0  # the farthest ring stays fixed: constants in the encoding
@@ -227,7 +113,7 @@ def assert_settled_alike(verdict: Verdict, exact: Verdict) -> None:
 
 
 def test_weakest_points_are_in_the_box_and_sorted() -> None:
-    problem = _problem(_conv_net(11), (8, 8), 11)
+    problem = tiny_problem(conv_net(11), (8, 8), 11)
     eps = np.full(problem.num_rings, 0.05)
     verdict = Milp(bounds=BoundMethod.IBP, early_stop=False, time_limit=20).verify(problem, eps)
     assert verdict.stats["model_status"] == "Optimal"
@@ -242,7 +128,7 @@ def test_weakest_points_are_in_the_box_and_sorted() -> None:
 
 
 def test_tiny_time_limit_gives_unknown_and_registry_builds_milp() -> None:
-    problem = _problem(_conv_net(3), (8, 8), 3)
+    problem = tiny_problem(conv_net(3), (8, 8), 3)
     eps = np.full(problem.num_rings, 0.5)
     verdict = Milp(bounds=BoundMethod.IBP, time_limit=1e-4, warm_start=False).verify(problem, eps)
     assert verdict.status is Status.UNKNOWN
@@ -314,11 +200,11 @@ def _second_conv_lp(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor,
 
 @pytest.mark.parametrize("seed", range(3))
 def test_optimized_second_conv_bounds_are_sound_and_near_the_lp(seed) -> None:
-    from ringcert.verify.milp_bounds import optimized_second_conv, supports_local
+    from ringcert.verify.milp.bounds import optimized_second_conv, supports_local
 
     network = _two_conv(seed)
-    assert supports_local(network) and not supports_local(_mlp(0))
-    problem = _problem(network, (6, 6), seed)
+    assert supports_local(network) and not supports_local(mlp(0))
+    problem = tiny_problem(network, (6, 6), seed)
     eps = np.full(problem.num_rings, 0.15)
     lo, hi = problem.box(eps)
     crown = [(a.detach(), b.detach()) for a, b in
@@ -348,7 +234,7 @@ def test_optimized_second_conv_bounds_are_sound_and_near_the_lp(seed) -> None:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_tightened_and_pool_relaxed_milps_agree_with_the_exact_one(seed) -> None:
-    problem = _problem(_two_conv(seed), (6, 6), seed)
+    problem = tiny_problem(_two_conv(seed), (6, 6), seed)
     gap = {"mip_rel_gap": 1e-4, "mip_abs_gap": 1e-5}
     for radius in (0.05, 0.2):
         eps = np.full(problem.num_rings, radius)
@@ -366,7 +252,7 @@ def test_tightened_and_pool_relaxed_milps_agree_with_the_exact_one(seed) -> None
 
 
 def test_falsification_phase_returns_a_checked_witness() -> None:
-    problem = _problem(_two_conv(4), (6, 6), 4)
+    problem = tiny_problem(_two_conv(4), (6, 6), 4)
     eps = np.full(problem.num_rings, 0.5)
     truth = Milp(bounds=BoundMethod.CROWN, time_limit=30).verify(problem, eps)
     verdict = Milp(attack_restarts=16, attack_steps=50, time_limit=30).verify(problem, eps)

@@ -10,8 +10,9 @@ from ringcert.problem import Problem
 from ringcert.verify.attack import Attack, likely_sets, pgd_attack
 from ringcert.verify.cascade import Cascade
 from ringcert.verify.propagation import Crown, Ibp
-from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, check_witness
-from tests.verify.test_bounds import make_problem, net_b
+from ringcert.verify.verdict import Verdict, Verifier, check_witness
+from ringcert.vocabulary import Status, VerifierKind
+from tests.fixtures import make_problem, net_b
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +35,8 @@ class _Claims(Verifier):
     def __init__(self, *, verdict: Verdict) -> None:
         self.verdict = verdict
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
-             time_limit: float | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
+             warm_start: Verdict | None, time_limit: float | None) -> Verdict:
         return self.verdict
 
 
@@ -82,10 +83,10 @@ def test_cascade_stops_at_the_first_stage_that_decides(problem):
     cascade = Cascade(stages=[Attack(), Ibp(), Crown()])
     small = cascade.verify(problem, _eps(problem, 0.0))
     assert small.status is Status.ROBUST and small.verifier is VerifierKind.IBP
-    assert small.stats["stages_run"] == 2  # the attack, then IBP decided; CROWN never ran
+    assert len(small.stages) == 2  # the attack, then IBP decided; CROWN never ran
     large = cascade.verify(problem, _eps(problem, 1.0))
     assert large.status is Status.NOT_ROBUST and large.verifier is VerifierKind.ATTACK
-    assert large.stats["stages_run"] == 1
+    assert len(large.stages) == 1
     # a query IBP leaves open and CROWN proves is decided by CROWN, never by IBP
     for value in (0.001, 0.003, 0.01, 0.03):
         eps = _eps(problem, value)
@@ -134,8 +135,8 @@ class _Records(_Claims):
         super().__init__(verdict=Verdict(status=Status.UNKNOWN, verifier=VerifierKind.MILP))
         self.limits: list[float | None] = []
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
-             time_limit: float | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
+             warm_start: Verdict | None, time_limit: float | None) -> Verdict:
         self.limits.append(time_limit)
         return self.verdict
 

@@ -2,7 +2,8 @@
 
 from ringcert.batch.executors import BatchSummary, TaskFailure, run_batch, worker_threads
 from ringcert.batch.store import ResultStore, load_records, read_record, write_atomic
-from ringcert.batch.tasks import AnalysisTask, Side, TaskFunction, TaskOutput
+from ringcert.batch.tasks import AnalysisTask, TaskFunction, TaskOutput
+from ringcert.vocabulary import Side
 
 __all__ = [
     "AnalysisTask",

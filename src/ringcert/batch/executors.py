@@ -48,6 +48,7 @@ class BatchSummary:
 
     total: int  # tasks asked for
     skipped: int  # already done on disk (same task key)
+    redone: int  # found on disk but run again: unreadable, stale (edited input files) or forced
     completed: int  # run and written now
     failures: tuple[TaskFailure, ...]
     written: tuple[Path, ...]  # JSON paths written now, in completion order
@@ -216,8 +217,12 @@ def run_batch(tasks: Iterable[AnalysisTask], fn: TaskFunction, out: str | os.Pat
     such as ``tcp://host:8786``) runs it on a Dask cluster instead (``dask_timeout``: seconds
     to wait for the connection). A task that raises is
     reported in the summary's ``failures`` and retried on the next run; the others go on.
-    ``resume=False`` reruns finished work too. Ctrl-C stops at once (results already
-    written stay; the analyses in flight are lost) and re-raises ``KeyboardInterrupt``.
+    ``resume=False`` reruns finished work too and replaces results of other settings,
+    which otherwise stop the batch before any work with a one-line ``RingcertError``
+    naming the differing settings (results from edited input files are redone). One run
+    at a time: a second ``run_batch`` on a folder a live run holds stops at once with a
+    one-line error. Ctrl-C stops at once (results already written stay; the analyses in
+    flight are lost) and re-raises ``KeyboardInterrupt``.
     """
     if workers < 1:
         raise RingcertError(f"--workers must be at least 1, got {workers}")
@@ -231,9 +236,35 @@ def run_batch(tasks: Iterable[AnalysisTask], fn: TaskFunction, out: str | os.Pat
         raise RingcertError(f"two different tasks would write the same result file {clash}.json; "
                             "write runs with different settings to different folders")
     store = ResultStore(out)
+    if store.root.exists() and not store.root.is_dir():
+        raise RingcertError(f"results folder {store.root} is a file")
+    with store.lock():
+        if resume:
+            _refuse_conflicts(store, unique)
+        return _run_pending(fn, unique, store, start, workers=workers, dask=dask,
+                            dask_timeout=dask_timeout, progress=progress, resume=resume)
+
+
+def _refuse_conflicts(store: ResultStore, tasks: Sequence[AnalysisTask]) -> None:
+    conflicts = store.conflicts(tasks)
+    if not conflicts:
+        return
+    changed: dict[str, tuple[Any, Any]] = {}
+    for _, changes in conflicts:
+        for name, values in changes.items():
+            changed.setdefault(name, values)
+    described = ", ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in changed.items())
+    raise RingcertError(f"{store.root} holds {len(conflicts)} results of other settings "
+                        f"({described}); use another --out, or --force to replace them")
+
+
+def _run_pending(fn: TaskFunction, unique: list[AnalysisTask], store: ResultStore, start: float, *,
+                 workers: int, dask: str | None, dask_timeout: float, progress: bool,
+                 resume: bool) -> BatchSummary:
     store.remove_temp_files()
     pending = [task for task in unique if not (resume and store.is_done(task))]
     skipped = len(unique) - len(pending)
+    redone = sum(1 for task in pending if store.json_path(task).is_file())
     failures: list[TaskFailure] = []
     written: list[Path] = []
     bar = _progress_bar(len(pending), skipped, progress)
@@ -264,7 +295,7 @@ def run_batch(tasks: Iterable[AnalysisTask], fn: TaskFunction, out: str | os.Pat
                 close()
     finally:
         bar.close()
-    return BatchSummary(total=len(unique), skipped=skipped, completed=len(written),
+    return BatchSummary(total=len(unique), skipped=skipped, redone=redone, completed=len(written),
                         failures=tuple(failures), written=tuple(written),
                         elapsed_s=time.perf_counter() - start)
 

@@ -2,8 +2,8 @@
 
 A task's identity key is a hash of *everything* that determines its result (model
 reference, image index, target side and the algorithm/verifier settings), so a rerun
-after changing any setting is never mistaken for finished work (DESIGN.md section 5,
-"a rerun resumes where it stopped").
+after changing any setting, or editing an input file, is never mistaken for finished work
+(docs/design.md section 5).
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ from pathlib import PurePath
 from typing import Any, TypeAlias
 
 from ringcert.errors import RingcertError
-from ringcert.sides import Side
+from ringcert.vocabulary import Side
 
-KEY_SCHEMA = 1  # bump when the meaning of a task's fields changes
+KEY_SCHEMA = 2  # bump when the meaning of a task's fields changes
+CONTENT_SUFFIX = "_sha256"
+"""Settings keys ending in this are content hashes of input files (a model file, a weights
+file): a stored result that differs from a task only in them is stale, not other work."""
 
 
 def _canonical(value: Any) -> str:
@@ -99,3 +102,9 @@ class TaskOutput:
 
 TaskFunction: TypeAlias = Callable[[AnalysisTask], "Mapping[str, Any] | TaskOutput"]
 """The per-image work: a picklable (module-level) callable from a task to its record."""
+
+
+def setting_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The settings that differ between two tasks' ``settings``: name -> (old, new)."""
+    return {key: (old.get(key), new.get(key)) for key in sorted({*old, *new})
+            if old.get(key) != new.get(key)}

@@ -1,28 +1,111 @@
-"""Bounds through ``nn.Conv2d`` (exact). The backward step is a transposed convolution,
-so no dense matrix of the layer is ever built."""
+"""``nn.Conv2d``: spec, ONNX node, MILP matrix and bounds (exact). The backward step is a
+transposed convolution, so no dense matrix of the layer is ever built for bound propagation."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 
 from ringcert.errors import RingcertError
-from ringcert.verify.bounds.operator import OperatorBounds, interval_affine
+from ringcert.layers.base import (
+    AffineMap,
+    LayerSpec,
+    LayerType,
+    OnnxGraphPart,
+    initializer,
+    interval_affine,
+    pair,
+    symmetric_pads,
+)
+
+if TYPE_CHECKING:
+    import onnx
+
+
+def check(layer: nn.Conv2d) -> None:
+    """A ``RingcertError`` for a convolution ringcert cannot verify."""
+    if (layer.groups != 1 or tuple(layer.dilation) != (1, 1) or isinstance(layer.padding, str)
+            or layer.padding_mode != "zeros"):
+        raise RingcertError("unsupported Conv2d: groups, dilation, string padding or non-zero "
+                            "padding mode")
 
 
 def checked_params(layer: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of a supported convolution (a ``RingcertError`` otherwise)."""
-    if (layer.groups != 1 or tuple(layer.dilation) != (1, 1) or isinstance(layer.padding, str)
-            or layer.padding_mode != "zeros"):
-        raise RingcertError("unsupported Conv2d for bound propagation: groups, dilation, "
-                            "string padding or non-zero padding mode")
+    check(layer)
     weight = layer.weight.detach()
     bias = layer.bias.detach() if layer.bias is not None else weight.new_zeros(weight.shape[0])
     return weight, bias
 
 
-class ConvBounds(OperatorBounds):
+class Conv2dType(LayerType):
+    torch_type = nn.Conv2d
+    op = "conv2d"
+    onnx_ops = ("Conv",)
+
+    def check(self, layer: nn.Module) -> None:
+        check(layer)
+
+    def spec(self, layer: nn.Module) -> LayerSpec:
+        check(layer)
+        if layer.bias is None:
+            raise RingcertError("unsupported Conv2d in a model spec: missing bias")
+        return {"op": self.op, "in": layer.in_channels, "out": layer.out_channels,
+                "kernel": list(layer.kernel_size), "stride": list(layer.stride),
+                "padding": list(layer.padding)}
+
+    def build(self, spec: LayerSpec) -> nn.Module:
+        return nn.Conv2d(spec["in"], spec["out"], pair(spec["kernel"]),
+                         stride=pair(spec.get("stride", 1)), padding=pair(spec.get("padding", 0)))
+
+    def onnx_export(self, layer: nn.Module, prefix: str, input_name: str, output_name: str
+                    ) -> OnnxGraphPart:
+        from onnx import helper
+
+        check(layer)
+        pad = list(layer.padding)
+        node = helper.make_node("Conv", [input_name, f"{prefix}.w", f"{prefix}.b"], [output_name],
+                                kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+                                pads=pad + pad)
+        return [node], [initializer(f"{prefix}.w", layer.weight), initializer(f"{prefix}.b", layer.bias)]
+
+    def onnx_import(self, node: onnx.NodeProto, attrs: dict[str, object],
+                    weights: dict[str, torch.Tensor]) -> nn.Module:
+        w = weights[node.input[1]]
+        b = weights[node.input[2]] if len(node.input) > 2 else torch.zeros(w.shape[0])
+        if attrs.get("group", 1) != 1 or list(attrs.get("dilations", [1, 1])) != [1, 1]:
+            raise RingcertError("unsupported ONNX Conv: group or dilation other than 1")
+        conv = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]),
+                         stride=tuple(attrs.get("strides", [1, 1])), padding=symmetric_pads(node, attrs))
+        conv.weight.data, conv.bias.data = w.float(), b.float()
+        return conv
+
+    def affine_map(self, layer: nn.Module, shape: tuple[int, ...]) -> AffineMap:
+        """The convolution as a sparse (out, in) matrix, built by index arithmetic."""
+        import scipy.sparse as sp
+
+        check(layer)
+        ci, h, w = shape
+        weight = layer.weight.detach().double().numpy()
+        co, _, kh, kw = weight.shape
+        (sh, sw), (ph, pw) = layer.stride, layer.padding
+        ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        o_c, o_y, o_x, i_c, k_y, k_x = np.meshgrid(np.arange(co), np.arange(ho), np.arange(wo),
+                                                   np.arange(ci), np.arange(kh), np.arange(kw),
+                                                   indexing="ij", sparse=False)
+        iy, ix = o_y * sh - ph + k_y, o_x * sw - pw + k_x
+        valid = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        rows = ((o_c * ho + o_y) * wo + o_x)[valid]
+        cols = ((i_c * h + iy) * w + ix)[valid]
+        vals = weight[o_c[valid], i_c[valid], k_y[valid], k_x[valid]]
+        matrix = sp.csr_matrix((vals, (rows, cols)), shape=(co * ho * wo, ci * h * w))
+        bias = np.zeros(co) if layer.bias is None else layer.bias.detach().double().numpy()
+        return matrix, np.repeat(bias, ho * wo), (co, ho, wo)
+
     def ibp(self, layer, lower, upper):
         weight, bias = checked_params(layer)
         center, radius = (upper + lower) / 2, (upper - lower) / 2

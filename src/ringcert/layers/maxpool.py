@@ -1,5 +1,6 @@
-"""Bounds through ``nn.MaxPool2d``: the DeepPoly relaxation (Singh et al. 2019) with
-linear upper bounds where they pay.
+"""``nn.MaxPool2d``: spec, ONNX node and bounds with the DeepPoly relaxation (Singh et al.
+2019) with linear upper bounds where they pay (the MILP's encoding of the max is in
+``verify/milp/encoding.py``).
 
 For each window, lower: ``max >= x_j`` for ``j`` the input with the largest lower bound
 (any single input is a valid lower bound). Upper: a nested family of valid bounds. Rank the
@@ -28,17 +29,21 @@ coefficients go back to the chosen inputs with a scatter-add.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn import functional
 
 from ringcert.errors import RingcertError
-from ringcert.models.architecture import pair
-from ringcert.verify.bounds.operator import OperatorBounds
+from ringcert.layers.base import LayerSpec, LayerType, OnnxGraphPart, pair, symmetric_pads
+
+if TYPE_CHECKING:
+    import onnx
 
 
 def _check(layer: nn.MaxPool2d) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """``(kernel, stride, padding)`` of a supported max-pool (a ``RingcertError`` otherwise)."""
     if layer.ceil_mode or pair(layer.dilation) != (1, 1) or layer.return_indices:
         raise RingcertError("unsupported MaxPool2d: ceil_mode, dilation or return_indices")
     return pair(layer.kernel_size), pair(layer.stride), pair(layer.padding)
@@ -115,8 +120,37 @@ def relax(layer: nn.MaxPool2d, lower: torch.Tensor, upper: torch.Tensor) -> Pool
                           follow=follow.to(lower.dtype).transpose(0, 1))
 
 
-class MaxPoolBounds(OperatorBounds):
+class MaxPoolType(LayerType):
+    torch_type = nn.MaxPool2d
+    op = "maxpool2d"
+    onnx_ops = ("MaxPool",)
     affine = False
+
+    def check(self, layer: nn.Module) -> None:
+        _check(layer)
+
+    def spec(self, layer: nn.Module) -> LayerSpec:
+        kernel, stride, padding = _check(layer)
+        return {"op": self.op, "kernel": list(kernel), "stride": list(stride), "padding": list(padding)}
+
+    def build(self, spec: LayerSpec) -> nn.Module:
+        return nn.MaxPool2d(pair(spec["kernel"]), stride=pair(spec.get("stride", spec["kernel"])),
+                            padding=pair(spec.get("padding", 0)))
+
+    def onnx_export(self, layer: nn.Module, prefix: str, input_name: str, output_name: str
+                    ) -> OnnxGraphPart:
+        from onnx import helper
+
+        kernel, stride, padding = _check(layer)
+        pad = list(padding)
+        return [helper.make_node("MaxPool", [input_name], [output_name], kernel_shape=list(kernel),
+                                 strides=list(stride), pads=pad + pad)], []
+
+    def onnx_import(self, node: onnx.NodeProto, attrs: dict[str, object],
+                    weights: dict[str, torch.Tensor]) -> nn.Module:
+        kernel = tuple(attrs["kernel_shape"])
+        stride = tuple(attrs.get("strides", kernel))
+        return nn.MaxPool2d(kernel, stride=stride, padding=symmetric_pads(node, attrs))
 
     def ibp(self, layer, lower, upper):
         kernel, stride, padding = _check(layer)

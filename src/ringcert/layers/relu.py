@@ -1,4 +1,5 @@
-"""Bounds through ``nn.ReLU`` with the CROWN / DeepPoly triangle relaxation.
+"""``nn.ReLU``: spec, ONNX node and bounds with the CROWN / DeepPoly triangle relaxation
+(the MILP's big-M encoding of it is in ``verify/milp/encoding.py``).
 
 For an unstable neuron (``l < 0 < u``) the upper bound is the chord
 ``relu(x) <= u (x - l) / (u - l)`` and the lower bound is ``relu(x) >= a x`` for any slope
@@ -9,9 +10,15 @@ neurons are exact (identity or zero).
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from ringcert.verify.bounds.operator import OperatorBounds
+import torch
+from torch import nn
+
+from ringcert.layers.base import LayerSpec, LayerType, OnnxGraphPart
+
+if TYPE_CHECKING:
+    import onnx
 
 
 def unstable(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
@@ -40,8 +47,30 @@ def relaxation(lower: torch.Tensor, upper: torch.Tensor, alpha: torch.Tensor | N
     return low_slope, up_slope, up_icpt
 
 
-class ReluBounds(OperatorBounds):
+class ReluType(LayerType):
+    torch_type = nn.ReLU
+    op = "relu"
+    onnx_ops = ("Relu",)
     affine = False
+
+    def check(self, layer: nn.Module) -> None:
+        """Every ``nn.ReLU`` is supported (``inplace`` does not change its function)."""
+
+    def spec(self, layer: nn.Module) -> LayerSpec:
+        return {"op": self.op}
+
+    def build(self, spec: LayerSpec) -> nn.Module:
+        return nn.ReLU()
+
+    def onnx_export(self, layer: nn.Module, prefix: str, input_name: str, output_name: str
+                    ) -> OnnxGraphPart:
+        from onnx import helper
+
+        return [helper.make_node("Relu", [input_name], [output_name])], []
+
+    def onnx_import(self, node: onnx.NodeProto, attrs: dict[str, object],
+                    weights: dict[str, torch.Tensor]) -> nn.Module:
+        return nn.ReLU()
 
     def ibp(self, layer, lower, upper):
         return lower.clamp(min=0), upper.clamp(min=0)

@@ -94,10 +94,13 @@ def load_model(reference: str | Path) -> LoadedModel:
         return load_safetensors(path)
     path = Path(text)
     if path.suffix.lower() == ".onnx":
-        from ringcert.models.onnx_io import import_onnx
+        from ringcert.models.onnx_io import read_onnx
 
-        return LoadedModel(name=path.stem, network=import_onnx(path),
-                           metadata={"name": path.stem, "source": "onnx"})
+        found = read_onnx(path)
+        metadata: dict[str, Any] = {"name": path.stem, "source": "onnx"}
+        if found.dropped_output is not None:
+            metadata["verified_output"] = f"logits before the final {found.dropped_output}"
+        return LoadedModel(name=path.stem, network=found.network, metadata=metadata)
     if not path.exists():
         raise RingcertError(
             f"unknown model {text!r}: not a shipped name ({', '.join(SHIPPED)}) nor a file")

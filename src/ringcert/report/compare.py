@@ -1,7 +1,9 @@
 """Compare models x algorithms over a set of stored analyses: tables and plots.
 
-Reads the JSON records that ``ringcert analyze`` writes (any folder of runs: every
-``*.json`` record below it counts, a copy of the same analysis only once) and produces
+Reads the JSON records that ``ringcert analyze`` writes through
+:mod:`ringcert.report.records` (any folder of runs: every ``*.json`` record below it counts,
+a copy of the same analysis only once; every file or skip record left out is listed in
+``Comparison.skipped`` with the reason) and produces
 
 - ``summary.md`` / ``summary.csv``: one row per model x algorithm x shrink x gradient x
   verifier with
@@ -10,7 +12,8 @@ Reads the JSON records that ``ringcert analyze`` writes (any folder of runs: eve
   maximal for certain rather than only unproven), verifier queries and time;
 - ``epsilon_by_ring.png``: mean epsilon against ring distance per model with a 95%
   t-confidence band (clipped to [0, 1]), over the rings at least half the images have;
-- ``size_distribution.png``: the size distribution per model and algorithm;
+- ``size_distribution.png``: the size distribution per model and algorithm (short tick
+  labels such as ``guided-fixed``, the full variant labels in a legend below);
 - ``fixed_vs_sensitivity.png``: size with fixed against with sensitivity cutting weights,
   one point per image (the seed's comparison of its two CEGIS shrink rules);
 - ``heatmaps-<model>.png``: for one image per model (the lowest index analysed with both
@@ -35,35 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from ringcert.batch.store import load_records, write_atomic
+from ringcert.batch.store import write_atomic
+from ringcert.report.records import AnalysisRecord, Loaded, Results, Variant, read_analyses, show
+from ringcert.vocabulary import Algorithm, GradientSource, MaximalityStatus, Shrink, Side
 
-Record = dict[str, Any]
-NO_SHRINK = "-"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Variant:
-    """How an analysis was run: the grouping key of every table row and plot series."""
-
-    algorithm: str
-    shrink: str
-    gradient: str
-    verifier: str
-
-    @classmethod
-    def of(cls, record: Record) -> Variant:
-        algorithm = record.get("algorithm") or {}
-        if isinstance(algorithm, str):
-            algorithm = {"name": algorithm}
-        return cls(algorithm=str(algorithm.get("name", "?")),
-                   shrink=str(algorithm.get("shrink") or NO_SHRINK),
-                   gradient=str(algorithm.get("gradient") or NO_SHRINK),
-                   verifier=str(record.get("verifier", "?")))
-
-    @property
-    def label(self) -> str:
-        return "/".join(part for part in (self.algorithm, self.shrink, self.gradient)
-                        if part != NO_SHRINK)
+Located = tuple[Path | None, AnalysisRecord]
+"""A record and the JSON file it was read from (None: not read from a file)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,46 +65,42 @@ class SummaryRow:
 
 @dataclass(frozen=True, kw_only=True)
 class Comparison:
-    """What ``compare`` wrote: the rows, the two tables and the figures."""
+    """What ``compare`` wrote: the rows, the two tables and the figures, and what it left
+    out: ``(json path or None, why)`` per unreadable file, file that is no analysis record,
+    duplicate, and skip record."""
 
     rows: tuple[SummaryRow, ...]
     markdown: Path
     csv: Path
     figures: tuple[Path, ...]
+    skipped: tuple[tuple[Path | None, str], ...] = ()
 
 
-def _queries(record: Record) -> float:
-    queries = record.get("queries") or {}
-    if isinstance(queries, dict):
-        return float(queries.get("total", sum(v for k, v in queries.items() if k != "cached")))
-    return float(queries)
+def _tight(records: Sequence[AnalysisRecord]) -> float:
+    statuses = [status for record in records for status in record.maximality
+                if status is not MaximalityStatus.SATURATED]
+    return statuses.count(MaximalityStatus.REFUTED) / len(statuses) if statuses else math.nan
 
 
-def _tight(records: Sequence[Record]) -> float:
-    statuses = [status for record in records for status in record.get("maximality", [])
-                if status != "saturated"]
-    return statuses.count("refuted") / len(statuses) if statuses else math.nan
+def _row(model: str, variant: Variant, group: Sequence[AnalysisRecord]) -> SummaryRow:
+    sizes = np.array([record.size for record in group], dtype=np.float64)
+    algorithm, shrink, gradient, verifier = variant.columns
+    return SummaryRow(
+        model=model, algorithm=algorithm, shrink=shrink, gradient=gradient, verifier=verifier,
+        analyses=len(group), mean_size=float(sizes.mean()), median_size=float(np.median(sizes)),
+        tight_fraction=_tight(group),
+        mean_queries=float(np.mean([record.queries for record in group])),
+        mean_time_s=float(np.mean([record.time_s for record in group])))
 
 
-def summarize(records: Sequence[Record]) -> list[SummaryRow]:
-    """Table rows, one per model x variant, sorted by model then algorithm."""
-    groups: dict[tuple[str, Variant], list[Record]] = defaultdict(list)
+def summarize(records: Sequence[AnalysisRecord]) -> list[SummaryRow]:
+    """Table rows, one per model x variant, sorted by model then algorithm, shrink, gradient
+    and verifier. ``records`` must be analyses (``Loaded.analyses``), not skip records."""
+    groups: dict[tuple[str, Variant], list[AnalysisRecord]] = defaultdict(list)
     for record in records:
-        groups[(str(record["model"]), Variant.of(record))].append(record)
-    rows = []
-    for (model, variant), group in sorted(groups.items(), key=lambda item: (
-            item[0][0], item[0][1].algorithm, item[0][1].shrink, item[0][1].gradient,
-            item[0][1].verifier)):
-        sizes = np.array([float(record["size"]) for record in group])
-        rows.append(SummaryRow(
-            model=model, algorithm=variant.algorithm, shrink=variant.shrink,
-            gradient=variant.gradient, verifier=variant.verifier, analyses=len(group),
-            mean_size=float(sizes.mean()),
-            median_size=float(np.median(sizes)), tight_fraction=_tight(group),
-            mean_queries=float(np.mean([_queries(record) for record in group])),
-            mean_time_s=float(np.mean([float(record.get("time_s", math.nan))
-                                       for record in group]))))
-    return rows
+        groups[(record.model, Variant.of(record))].append(record)
+    ordered = sorted(groups.items(), key=lambda item: (item[0][0], *item[0][1].columns))
+    return [_row(model, variant, group) for (model, variant), group in ordered]
 
 
 def _fmt(value: Any) -> str:
@@ -176,12 +152,71 @@ def _save(figure: Any, path: Path) -> Path:
     return path
 
 
-def _by_model(records: Sequence[Record]) -> dict[str, dict[Variant, list[Record]]]:
-    models: dict[str, dict[Variant, list[Record]]] = defaultdict(lambda: defaultdict(list))
+def _by_model(records: Sequence[AnalysisRecord]) -> dict[str, dict[Variant, list[AnalysisRecord]]]:
+    models: dict[str, dict[Variant, list[AnalysisRecord]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
-        models[str(record["model"])][Variant.of(record)].append(record)
+        models[record.model][Variant.of(record)].append(record)
     return {model: dict(sorted(variants.items(), key=lambda item: item[0].label))
             for model, variants in sorted(models.items())}
+
+
+SHORT_LABEL = 16
+"""The longest tick label a plot gets (``variant_labels`` shortens further past it)."""
+
+PANELS_ACROSS = 2
+"""At most this many models side by side in the size box plots (more go below)."""
+
+ABBREVIATIONS: dict[Shrink | GradientSource, str] = {
+    Shrink.FIXED: "fixed", Shrink.SENSITIVITY: "sens", GradientSource.WEAKEST_POINTS: "wp",
+    GradientSource.BOUND: "bound", GradientSource.BOTH: "wp+bound"}
+"""Short names of the settings in tick labels."""
+
+
+def _fits(labels: Sequence[str]) -> bool:
+    return len(set(labels)) == len(labels) and all(len(label) <= SHORT_LABEL for label in labels)
+
+
+def variant_labels(variants: Sequence[Variant]) -> dict[Variant, tuple[str, str]]:
+    """A (short, full) label per variant of one plot, for ticks and their legend.
+
+    The short label is the algorithm followed by the settings (shrink, gradient, verifier)
+    that tell apart variants of one algorithm, abbreviated and joined by ``-``
+    (``guided-fixed``, ``guided-sens``, ``naive``): a setting all of them share is left
+    out, and so is one an algorithm lacks. When that makes a label longer than
+    ``SHORT_LABEL`` characters (or two equal), the settings alone name the variants that
+    have any (``sens-wp+bound``); failing that, every variant is numbered per algorithm
+    (``guided-1``, ``guided-2``, ``naive-1``). The full label is ``Variant.label``, with
+    ``/verifier`` when the verifiers differ."""
+    variants = list(dict.fromkeys(variants))
+    settings = [(variant.shrink, variant.gradient, variant.verifier) for variant in variants]
+    by_algorithm: dict[Algorithm, list[tuple[Any, ...]]] = defaultdict(list)
+    for variant, values in zip(variants, settings, strict=True):
+        by_algorithm[variant.algorithm].append(values)
+    # a setting is named where it tells apart variants of one algorithm
+    named = [any(len({values[position] for values in group}) > 1 for group in by_algorithm.values())
+             for position in range(3)]
+    parts = [[value if isinstance(value, str) else ABBREVIATIONS.get(value, value.value)
+              for value, shown in zip(values, named, strict=True) if shown and value is not None]
+             for values in settings]
+    short = ["-".join([variant.algorithm.value, *names])
+             for variant, names in zip(variants, parts, strict=True)]
+    if not _fits(short):
+        short = ["-".join(names) or variant.algorithm.value
+                 for variant, names in zip(variants, parts, strict=True)]
+    if not _fits(short):
+        counts: dict[Algorithm, int] = defaultdict(int)
+        short = []
+        for variant in variants:
+            counts[variant.algorithm] += 1
+            short.append(f"{variant.algorithm.value}-{counts[variant.algorithm]}")
+    verifiers = len({variant.verifier for variant in variants}) > 1
+    full = [variant.label + (f"/{variant.verifier}" if verifiers else "") for variant in variants]
+    return {variant: (brief, whole) for variant, brief, whole in zip(variants, short, full, strict=True)}
+
+
+def _all_variants(models: dict[str, dict[Variant, list[AnalysisRecord]]]) -> list[Variant]:
+    return sorted({variant for variants in models.values() for variant in variants},
+                  key=lambda variant: variant.columns)
 
 
 def mean_with_band(rows: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -202,19 +237,20 @@ def mean_with_band(rows: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndar
     return mean, low, high
 
 
-def plot_epsilon_by_ring(records: Sequence[Record], path: Path) -> Path:
+def plot_epsilon_by_ring(records: Sequence[AnalysisRecord], path: Path) -> Path:
     models = _by_model(records)
+    labels = variant_labels(_all_variants(models))
     figure = _figure(4.2 * len(models), 3.4)
     for index, (model, variants) in enumerate(models.items()):
         axes = figure.add_subplot(1, len(models), index + 1)
         for variant, group in variants.items():
-            vectors = [record["epsilon"] for record in group]
+            vectors = [record.epsilon for record in group]
             # only rings that at least half the images have: the last rings exist in a few
             # images only, often with a handful of pixels, and their means say little
             shown = max(1, int(np.median([len(vector) for vector in vectors])))
             mean, low, high = (values[:shown] for values in mean_with_band(vectors))
             ring = np.arange(shown)
-            axes.plot(ring, mean, marker="o", markersize=3, label=variant.label)
+            axes.plot(ring, mean, marker="o", markersize=3, label=labels[variant][1])
             axes.fill_between(ring, np.clip(low, 0, 1), np.clip(high, 0, 1), alpha=0.2)
         axes.set(title=f"model {model}",
                  xlabel="ring distance (px, 0 = perturbed digit)",
@@ -223,45 +259,75 @@ def plot_epsilon_by_ring(records: Sequence[Record], path: Path) -> Path:
     return _save(figure, path)
 
 
-def plot_size_distribution(records: Sequence[Record], path: Path) -> Path:
+def size_distribution_figure(records: Sequence[AnalysisRecord]) -> Any:
+    """The size box plots, one panel per model (``PANELS_ACROSS`` a row), as a matplotlib
+    ``Figure``: each box has a short horizontal tick label (``variant_labels``), and a
+    legend below the panels gives the full label of every variant whose tick label is
+    shortened."""
+    from matplotlib.lines import Line2D
+
     models = _by_model(records)
-    figure = _figure(4.2 * len(models), 3.4)
+    labels = variant_labels(_all_variants(models))
+    entries = [f"{short} = {full}" for short, full in labels.values() if short != full]
+    # room for every horizontal tick label (about 7 px a character at 9 pt, 100 dpi), and at
+    # most two panels side by side, so that the page shows the figure near its own size
+    boxes = max(len(variants) for variants in models.values())
+    longest = max(len(short) for short, _ in labels.values())
+    panel = max(4.2, 1.0 + boxes * (0.15 + 0.075 * longest))
+    across = min(len(models), PANELS_ACROSS)
+    down = -(-len(models) // across)
+    width = panel * across
+    # legend columns as wide as the longest entry (about 6 px a character at 8 pt)
+    columns = max(1, min(len(entries), int(width * 100 // (6 * max(map(len, entries), default=1) + 30))))
+    figure = _figure(width, 3.4 * down + 0.2 * -(-len(entries) // columns))
     for index, (model, variants) in enumerate(models.items()):
-        axes = figure.add_subplot(1, len(models), index + 1)
-        labels = [variant.label for variant in variants]
-        sizes = [[float(record["size"]) for record in group] for group in variants.values()]
+        axes = figure.add_subplot(down, across, index + 1)
+        sizes = [[record.size for record in group] for group in variants.values()]
         axes.boxplot(sizes, showmeans=True)
-        axes.set_xticks(range(1, len(labels) + 1), labels, rotation=20, fontsize=8)
+        axes.set_xticks(range(1, len(variants) + 1), [labels[variant][0] for variant in variants],
+                        rotation=0, fontsize=9)
         axes.set(title=f"model {model}", ylabel="size w . eps")
-    return _save(figure, path)
+    if entries:
+        handles = [Line2D([], [], linestyle="none", label=entry) for entry in entries]
+        figure.legend(handles=handles, loc="outside lower center", ncols=columns, fontsize=8,
+                      handlelength=0, handletextpad=0, frameon=False)
+    return figure
 
 
-def shrink_pairs(records: Sequence[Record]) -> dict[str, list[tuple[Record, Record]]]:
+def plot_size_distribution(records: Sequence[AnalysisRecord], path: Path) -> Path:
+    return _save(size_distribution_figure(records), path)
+
+
+Pair = tuple[AnalysisRecord, AnalysisRecord]
+"""The same guided analysis with fixed and with sensitivity cutting weights."""
+
+
+def shrink_pairs(records: Sequence[AnalysisRecord]) -> dict[str, list[Pair]]:
     """Per model, (fixed, sensitivity) guided analyses of the same image and target with
     the same gradient and verifier, sorted by image index then target."""
-    found: dict[tuple[str, int, str, str, str], dict[str, Record]] = defaultdict(dict)
+    found: dict[tuple[str, int, str, str, str], dict[Shrink, AnalysisRecord]] = defaultdict(dict)
     for record in records:
         variant = Variant.of(record)
-        if record.get("image_index") is None:
+        if record.image_index is None or variant.algorithm is not Algorithm.GUIDED \
+                or variant.shrink is None:
             continue
-        if variant.algorithm == "guided" and variant.shrink in ("fixed", "sensitivity"):
-            key = (str(record["model"]), int(record["image_index"]), str(record["target"]),
-                   variant.gradient, variant.verifier)
-            found[key][variant.shrink] = record
-    pairs: dict[str, list[tuple[Record, Record]]] = defaultdict(list)
+        _, _, gradient, verifier = variant.columns
+        key = (record.model, record.image_index, show(record.target), gradient, verifier)
+        found[key][variant.shrink] = record
+    pairs: dict[str, list[Pair]] = defaultdict(list)
     for key in sorted(found):
-        if len(found[key]) == 2:
-            pairs[key[0]].append((found[key]["fixed"], found[key]["sensitivity"]))
+        if Shrink.FIXED in found[key] and Shrink.SENSITIVITY in found[key]:
+            pairs[key[0]].append((found[key][Shrink.FIXED], found[key][Shrink.SENSITIVITY]))
     return dict(pairs)
 
 
-def plot_fixed_vs_sensitivity(pairs: dict[str, list[tuple[Record, Record]]], path: Path) -> Path:
+def plot_fixed_vs_sensitivity(pairs: dict[str, list[Pair]], path: Path) -> Path:
     figure = _figure(4.6, 4.2)
     axes = figure.add_subplot()
     top = 0.0
     for model, items in pairs.items():
-        fixed = [float(a["size"]) for a, _ in items]
-        sensitivity = [float(b["size"]) for _, b in items]
+        fixed = [a.size for a, _ in items]
+        sensitivity = [b.size for _, b in items]
         axes.scatter(fixed, sensitivity, s=14, alpha=0.7, label=f"{model} ({len(items)})")
         top = max(top, *fixed, *sensitivity)
     axes.plot([0, top], [0, top], color="grey", linewidth=0.8, linestyle="--")
@@ -282,26 +348,27 @@ def _stored_heatmap(path: Path | None) -> np.ndarray | None:
         return None
 
 
-def _redrawn_heatmap(record: Record) -> np.ndarray | None:
-    """Epsilon per pixel over the regenerated test image, if its rings match the record."""
+def _redrawn_heatmap(record: AnalysisRecord) -> np.ndarray | None:
+    """Epsilon per pixel over the record's image (regenerated, or read from its data file),
+    if its rings match the record."""
     from ringcert.errors import RingcertError
     from ringcert.problem import ring_map
-    from ringcert.samples import Side, test_sample
+    from ringcert.samples import image
 
-    try:
-        side = Side(record["target"])
-        sample = test_sample(int(record["image_index"]))
-        rings = ring_map(sample.masks[0, side.other.column])
-    except (RingcertError, KeyError, ValueError, OSError, ImportError):
+    if record.image_index is None or not isinstance(record.target, Side):
         return None
-    epsilon = np.asarray(record["epsilon"], dtype=np.float64)
+    try:
+        masks = image(record.image_index, data=record.raw.get("data")).masks[0]
+        rings = ring_map(masks[record.target.other.column])
+    except (RingcertError, ValueError, OSError, ImportError):
+        return None
+    epsilon = np.asarray(record.epsilon, dtype=np.float64)
     if int(rings.max()) + 1 != len(epsilon):
         return None
     return epsilon[rings]
 
 
-def plot_heatmap_pair(fixed: tuple[Path | None, Record], sensitivity: tuple[Path | None, Record],
-                      path: Path) -> Path | None:
+def plot_heatmap_pair(fixed: Located, sensitivity: Located, path: Path) -> Path | None:
     """The seed's figures 3-4: one image's neighborhoods with both shrink rules."""
     pictures = []
     for json_path, record in (fixed, sensitivity):
@@ -311,22 +378,22 @@ def plot_heatmap_pair(fixed: tuple[Path | None, Record], sensitivity: tuple[Path
         return None
     figure = _figure(8.4, 4.2)
     record = fixed[1]
-    figure.suptitle(f"model {record['model']}, image {record['image_index']}, target "
-                    f"{record['target']} (class {record.get('target_class', '?')})", fontsize=9)
-    for index, ((picture, stored), (_, item), name) in enumerate(
-            zip(pictures, (fixed, sensitivity), ("fixed", "sensitivity"), strict=True)):
+    figure.suptitle(f"model {record.model}, image {record.image_index}, target "
+                    f"{show(record.target)} (class {record.target_class})", fontsize=9)
+    for index, ((picture, stored), (_, item), rule) in enumerate(
+            zip(pictures, (fixed, sensitivity), (Shrink.FIXED, Shrink.SENSITIVITY), strict=True)):
         axes = figure.add_subplot(1, 2, index + 1)
         shown = axes.imshow(picture, interpolation="nearest",
                             **({} if stored else {"cmap": "viridis", "vmin": 0, "vmax": 1}))
         if not stored:
             figure.colorbar(shown, ax=axes, fraction=0.046, label="ring epsilon")
         axes.set_axis_off()
-        axes.set_title(f"{name} cutting weights: size {float(item['size']):.3g}", fontsize=9)
+        axes.set_title(f"{rule.value} cutting weights: size {item.size:.3g}", fontsize=9)
     return _save(figure, path)
 
 
-def draw_figures(loaded: Sequence[tuple[Path | None, Record]], out: Path) -> list[Path]:
-    """Every figure the records allow, written to ``out``; their paths."""
+def draw_figures(loaded: Sequence[Located], out: Path) -> list[Path]:
+    """Every figure the analyses (no skip records) allow, written to ``out``; their paths."""
     records = [record for _, record in loaded]
     paths = [plot_epsilon_by_ring(records, out / "epsilon_by_ring.png"),
              plot_size_distribution(records, out / "size_distribution.png")]
@@ -345,20 +412,23 @@ def draw_figures(loaded: Sequence[tuple[Path | None, Record]], out: Path) -> lis
     return paths
 
 
-def compare(results: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-            out: str | os.PathLike[str]) -> Comparison:
-    """Tables and plots for every analysis under ``results`` (one folder or several)."""
-    return compare_loaded(load_records(
-        results if isinstance(results, str | os.PathLike) else list(results)), out)
+def compare(results: Results, out: str | os.PathLike[str]) -> Comparison:
+    """Tables and plots for every analysis under ``results`` (one folder or several).
+
+    ``RingcertError`` for a missing folder, or when no file is an analysis (the error
+    says how many files were looked at and why the first few were rejected)."""
+    return compare_loaded(read_analyses(results), out)
 
 
-def compare_loaded(loaded: Sequence[tuple[Path | None, Record]],
-                   out: str | os.PathLike[str]) -> Comparison:
-    """``compare`` for records already loaded (``(json path or None, record)`` pairs)."""
+def compare_loaded(loaded: Loaded, out: str | os.PathLike[str]) -> Comparison:
+    """``compare`` for records already loaded (``Loaded.of(records)`` for records in
+    memory): the analyses make the tables and plots, the rest is ``skipped``."""
+    analyses = loaded.require_analyses()
     out = Path(out)
-    rows = summarize([record for _, record in loaded])
+    rows = summarize([record for _, record in analyses])
     markdown, table = out / "summary.md", out / "summary.csv"
     write_atomic(markdown, markdown_table(rows).encode())
     write_atomic(table, csv_table(rows).encode())
-    figures = draw_figures(loaded, out)
-    return Comparison(rows=tuple(rows), markdown=markdown, csv=table, figures=tuple(figures))
+    figures = draw_figures(analyses, out)
+    return Comparison(rows=tuple(rows), markdown=markdown, csv=table, figures=tuple(figures),
+                      skipped=loaded.skipped)

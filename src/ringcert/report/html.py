@@ -3,9 +3,10 @@
 The page and everything it shows live in one output folder, so it can be opened from
 disk, served by any static web server or zipped and sent:
 
-- ``index.html``: the comparison table (``ringcert compare``'s rows), its plots, and a
-  gallery of every analysis (its heatmap, size, maximality per ring), each linked to
-  its JSON record;
+- ``index.html``: the comparison table (``ringcert compare``'s rows), its plots, a
+  gallery of every analysis (its heatmap as a thumbnail, captioned in text with the
+  model, image, target, variant, size and refuted rings), each linked to its JSON record,
+  and the list of files and skip records left out, with why;
 - ``figures/``: the tables (``summary.md``, ``summary.csv``) and plots of
   :mod:`ringcert.report.compare`;
 - ``analyses/``: copies of the JSON records and heatmap PNGs, laid out as in the
@@ -24,8 +25,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ringcert.batch.store import load_records, write_atomic
-from ringcert.report.compare import HEADERS, Comparison, Record, Variant, compare_loaded
+from ringcert.batch.store import write_atomic
+from ringcert.report.compare import HEADERS, Comparison, compare_loaded
+from ringcert.report.records import AnalysisRecord, Results, Variant, read_analyses, show
+from ringcert.vocabulary import MaximalityStatus
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200px;
@@ -35,12 +38,17 @@ th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 0.5rem 0; }
 figure.plot img { max-width: 100%; }
-.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr));
+.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr));
            gap: 0.75rem; }
-.card { border: 1px solid #ddd; border-radius: 4px; padding: 0.4rem; font-size: 0.8rem; }
+.card { margin: 0; border: 1px solid #ddd; border-radius: 4px; padding: 0.4rem; }
 .card img { width: 100%; height: auto; display: block; }
 .card .missing { padding: 2rem 0; text-align: center; color: #888; background: #f4f4f4; }
+.card figcaption { font-size: 0.9rem; line-height: 1.35; margin-top: 0.35rem;
+                   overflow-wrap: anywhere; }
+.card figcaption .which { font-size: 1rem; font-weight: 600; }
+.card figcaption .variant { color: #444; }
 .refuted { color: #0a6; } .unproven { color: #c60; } .saturated { color: #36c; }
+#skipped li { font-size: 0.85rem; }
 """
 
 TEXT_COLUMNS = ("model", "algorithm", "shrink", "gradient", "verifier")
@@ -83,56 +91,83 @@ def _destination(path: Path, roots: Sequence[Path], analyses: Path) -> Path:
     return analyses / path.name
 
 
-def _card(record: Record, json_link: str, png_link: str | None) -> str:
-    variant = Variant.of(record)
-    title = (f"{record['model']} · image {record.get('image_index')} · target "
-             f"{record.get('target')} · {variant.label}")
+def _variant_text(variant: Variant) -> str:
+    """The variant for a caption: its settings spaced so that a narrow card wraps them."""
+    return f"{' / '.join(variant.label.split('/'))}, verifier {variant.verifier}"
+
+
+def _caption(record: AnalysisRecord, json_link: str) -> str:
+    """What a gallery card says, as text (the heatmap's own small title is not needed):
+    which analysis, how it was run, the size and how many rings are refuted (tight)."""
+    statuses = record.maximality
+    refuted = statuses.count(MaximalityStatus.REFUTED)
+    others = ", ".join(f'<span class="{escape(s.value)}">{statuses.count(s)} {escape(s.value)}</span>'
+                       for s in dict.fromkeys(statuses) if s is not MaximalityStatus.REFUTED)
+    return (f'<figcaption><div class="which">model {escape(record.model)} · image '
+            f"{escape(show(record.image_index))} · target {escape(show(record.target))}</div>"
+            f'<div class="variant">{escape(_variant_text(Variant.of(record)))}</div>'
+            f"<div>size {_number(record.size)} · "
+            f'<span class="refuted">{refuted} of {len(statuses)} rings refuted</span>'
+            f"{f' ({others})' if others else ''}</div>"
+            f"<div>{escape(str(record.queries))} queries · {_number(record.time_s)} s · "
+            f'<a href="{json_link}">JSON</a></div></figcaption>')
+
+
+def _card(record: AnalysisRecord, json_link: str, png_link: str | None) -> str:
     if png_link:
+        alt = (f"heatmap of model {record.model}, image {show(record.image_index)}, target "
+               f"{show(record.target)}, {Variant.of(record).label}")
         picture = (f'<a href="{json_link}"><img src="{png_link}" loading="lazy" '
-                   f'alt="heatmap: {escape(title)}"></a>')
+                   f'alt="{escape(alt)}"></a>')
     else:
         picture = '<div class="missing">no heatmap</div>'
-    statuses = record.get("maximality", [])
-    counts = ", ".join(f'<span class="{escape(s)}">{statuses.count(s)} {escape(s)}</span>'
-                       for s in dict.fromkeys(statuses))
-    queries = record.get("queries", {})
-    total = queries.get("total", "?") if isinstance(queries, dict) else queries
-    return (f'<div class="card">{picture}<div>{escape(title)}</div>'
-            f"<div>size {_number(float(record['size']))} over {len(record['epsilon'])} rings; "
-            f"{counts}</div><div>{escape(str(total))} queries, "
-            f"{_number(float(record.get('time_s', float('nan'))))} s; "
-            f'<a href="{json_link}">JSON</a></div></div>')
+    return f'<figure class="card">{picture}{_caption(record, json_link)}</figure>'
 
 
-def _gallery(loaded: Sequence[tuple[Path, Record]], roots: Sequence[Path], out: Path) -> str:
+def _gallery(loaded: Sequence[tuple[Path, AnalysisRecord]], roots: Sequence[Path], out: Path) -> str:
     analyses = out / "analyses"
     sections: dict[str, list[str]] = {}
     order = sorted(loaded, key=lambda item: (
-        str(item[1]["model"]), Variant.of(item[1]).label, item[1].get("image_index") or 0,
-        str(item[1].get("target"))))
+        item[1].model, Variant.of(item[1]).label, item[1].image_index or 0, show(item[1].target)))
     for path, record in order:
         json_copy = _copy(path, _destination(path, roots, analyses))
         png = path.with_suffix(".png")
         png_link = _link(_copy(png, json_copy.with_suffix(".png")), out) if png.is_file() else None
-        sections.setdefault(str(record["model"]), []).append(
+        sections.setdefault(record.model, []).append(
             _card(record, _link(json_copy, out), png_link))
     return "\n".join(
         f'<h3 id="gallery-{escape(model)}">model {escape(model)} ({len(cards)} analyses)</h3>'
         f'<div class="gallery">{"".join(cards)}</div>' for model, cards in sections.items())
 
 
-def build_report(results: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                 out: str | os.PathLike[str]) -> Path:
-    """Write the report for every analysis under ``results`` to ``out``; the page's path."""
+def _skipped(skipped: Sequence[tuple[Path | None, str]]) -> str:
+    """The section listing what the tables leave out and why (nothing when nothing is)."""
+    if not skipped:
+        return ""
+    items = "".join(f"<li><code>{escape(str(path))}</code>: {escape(why)}</li>" if path is not None
+                    else f"<li>{escape(why)}</li>" for path, why in skipped)
+    return (f"<h2>Skipped</h2>\n<p>{len(skipped)} files or records are not in the tables, "
+            f'plots or gallery:</p>\n<ul id="skipped">{items}</ul>')
+
+
+def _skipped_note(comparison: Comparison) -> str:
+    count = len(comparison.skipped)
+    return f" ({count} files or records skipped, listed at the end)" if count else ""
+
+
+def build_report(results: Results, out: str | os.PathLike[str]) -> Path:
+    """Write the report for every analysis under ``results`` to ``out``; the page's path.
+
+    ``RingcertError`` for a missing folder, or when no file is an analysis (the error
+    says how many files were looked at and why the first few were rejected)."""
     from ringcert import __version__
 
-    roots = [Path(results)] if isinstance(results, str | os.PathLike) else \
-        [Path(folder) for folder in results]
     out = Path(out)
-    # a report written inside its results folder must not read its own copies back
-    loaded = [(path, record) for path, record in load_records(roots)
-              if not path.resolve().is_relative_to(out.resolve())]
+    loaded = read_analyses(results, exclude=out)  # not the copies of a report inside results
+    roots = list(loaded.roots)
     comparison = compare_loaded(loaded, out / "figures")
+    # read from files, so every analysis has its path
+    analyses = [(path, record) for path, record in loaded.analyses if path is not None]
     plots = "\n".join(
         f'<figure class="plot"><img src="{_link(path, out)}" alt="{escape(path.stem)}">'
         f"<figcaption>{escape(path.stem.replace('_', ' '))}</figcaption></figure>"
@@ -149,7 +184,7 @@ def build_report(results: str | os.PathLike[str] | Sequence[str | os.PathLike[st
 </head>
 <body>
 <h1>ringcert report</h1>
-<p>{len(loaded)} analyses from {folders}; ringcert {escape(__version__)}.
+<p>{len(analyses)} analyses from {folders}{_skipped_note(comparison)}; ringcert {escape(__version__)}.
 Size is <code>w · eps</code>; a tight ring is one whose growth by delta was refuted by a
 checked counterexample (saturated rings, eps = 1, are left out).</p>
 <h2>Summary</h2>
@@ -159,7 +194,8 @@ checked counterexample (saturated rings, eps = 1, are left out).</p>
 <h2>Plots</h2>
 {plots}
 <h2>Analyses</h2>
-{_gallery(loaded, roots, out)}
+{_gallery(analyses, roots, out)}
+{_skipped(comparison.skipped)}
 </body>
 </html>
 """

@@ -82,7 +82,7 @@ class Budget:
         """Count one answered query under its deciding stage."""
         self.total += 1
         self.by_kind[verdict.verifier.value] += 1
-        self.verifier_time_s += float(verdict.stats.get("time_s", 0.0))
+        self.verifier_time_s += verdict.time_s
 
     def counts(self) -> dict[str, int]:
         """Queries per verifier kind, ``total``, and ``cached`` (decisions made without a

@@ -38,8 +38,8 @@ import torch
 
 from ringcert.problem import Problem
 from ringcert.search.oracle import Decision, Oracle
-from ringcert.search.result import GradientSource, Shrink
 from ringcert.search.shrink import cutting_weights
+from ringcert.vocabulary import GradientSource, Shrink
 
 
 @dataclass(frozen=True, kw_only=True)

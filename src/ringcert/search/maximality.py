@@ -16,8 +16,7 @@ import numpy as np
 
 from ringcert.search.budget import BudgetExhausted
 from ringcert.search.oracle import Decision, Oracle
-from ringcert.search.result import MaximalityStatus
-from ringcert.verify.verdict import Status
+from ringcert.vocabulary import MaximalityStatus, Status
 
 
 def _failure_status(decision: Decision) -> MaximalityStatus:

@@ -19,7 +19,8 @@ import torch
 
 from ringcert.problem import Problem
 from ringcert.search.budget import Budget
-from ringcert.verify.verdict import Status, Verdict, Verifier, check_witness
+from ringcert.verify.verdict import Verdict, Verifier, check_witness
+from ringcert.vocabulary import Status
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,15 +88,19 @@ class Oracle:
             return Decision(eps=eps, status=Status.UNKNOWN)
         return None
 
-    def decide(self, eps: np.ndarray | list[float], *, hint: Verdict | None = None) -> Decision:
-        """Robust or not (cached when monotonicity settles it); may raise ``BudgetExhausted``."""
+    def decide(self, eps: np.ndarray | list[float]) -> Decision:
+        """Robust or not (cached when monotonicity settles it); may raise ``BudgetExhausted``.
+
+        The previous query's verdict goes to the verifier as a warm start (its weakest
+        points start the attacks), never as a hint: a hint is a verdict on the same query,
+        and the gates trust its bound."""
         eps = np.clip(np.asarray(eps, dtype=np.float64), 0.0, 1.0)
         decision = self._from_cache(eps)
         if decision is not None:
             self.budget.cached += 1
         else:
             self.budget.check()
-            verdict = self.verifier.verify(self.problem, eps, hint=hint or self.last_verdict,
+            verdict = self.verifier.verify(self.problem, eps, warm_start=self.last_verdict,
                                            time_limit=self.budget.query_time_cap())
             self.budget.charge(verdict)
             self.last_verdict = verdict

@@ -3,39 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
-
-class Algorithm(Enum):
-    UNIFORM = "uniform"
-    NAIVE = "naive"
-    GUIDED = "guided"
-
-
-class Shrink(Enum):
-    """Cutting weights of the guided search's CEGIS step (seed, section 3)."""
-
-    FIXED = "fixed"
-    SENSITIVITY = "sensitivity"
-
-
-class GradientSource(Enum):
-    """How the guided search picks its step (see ``ringcert.search.guided``)."""
-
-    WEAKEST_POINTS = "weakest-points"  # the seed / MaRVeL: RL gradient at the weakest points
-    BOUND = "bound"  # an LP step on the CROWN bound's gradient in epsilon (Liu et al. 2019)
-    BOTH = "weakest-points+bound"  # the seed's rule until it stops, then bound steps
-
-
-class MaximalityStatus(Enum):
-    """Outcome of trying ``eps + delta * e_d`` for one ring after a search."""
-
-    REFUTED = "refuted"  # a checked counterexample: the ring is maximal at delta
-    UNPROVEN = "unproven"  # only the verifier's incompleteness stops growth
-    SATURATED = "saturated"  # eps_d = 1
-    EXPANDABLE = "expandable"  # eps + delta * e_d was proved robust (not grown)
-    UNCHECKED = "unchecked"  # the budget ran out before this ring was tried
+from ringcert.vocabulary import Algorithm, MaximalityStatus
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

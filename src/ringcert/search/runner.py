@@ -15,9 +15,10 @@ from ringcert.search.guided import GuidedSettings, guided_search
 from ringcert.search.maximality import maximality_pass
 from ringcert.search.naive import NaiveSettings, naive_search
 from ringcert.search.oracle import Oracle
-from ringcert.search.result import Algorithm, MaximalityStatus, SearchResult
+from ringcert.search.result import SearchResult
 from ringcert.search.uniform import UniformSettings, uniform_search
 from ringcert.verify.verdict import Verifier
+from ringcert.vocabulary import Algorithm, MaximalityStatus
 
 SearchSettings = UniformSettings | NaiveSettings | GuidedSettings
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ringcert.problem import Problem
-from ringcert.search.result import Shrink
+from ringcert.vocabulary import Shrink
 
 
 def fixed_weights(num_rings: int) -> np.ndarray:

@@ -10,17 +10,10 @@ resistant to adversarial attacks", ICLR 2018).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 import torch
 from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits
-
-
-class Defense(Enum):
-    NONE = "none"
-    L0 = "l0"
-    PGD = "pgd"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,14 +20,9 @@ from tqdm import tqdm
 from ringcert.data.double_mnist import generate
 from ringcert.data.mnist import Split, load_digits
 from ringcert.models.architecture import SEED_CLASSIFIER, build
-from ringcert.training.defenses import (
-    Defense,
-    OcclusionSettings,
-    PgdSettings,
-    occlude,
-    pgd_examples,
-)
+from ringcert.training.defenses import OcclusionSettings, PgdSettings, occlude, pgd_examples
 from ringcert.training.evaluation import pair_margin
+from ringcert.vocabulary import Defense
 
 
 @dataclass(frozen=True, kw_only=True)

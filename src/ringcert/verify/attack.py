@@ -22,7 +22,8 @@ from itertools import combinations
 import torch
 
 from ringcert.problem import Problem, topk_margin
-from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind
+from ringcert.verify.verdict import Verdict, Verifier, start_point
+from ringcert.vocabulary import Status, VerifierKind
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,21 +83,14 @@ def pgd_attack(problem: Problem, eps: torch.Tensor, *, restarts: int, steps: int
     return AttackResult(points=best_z[order], margins=best_m[order])
 
 
-def best_point(hint: Verdict | None) -> torch.Tensor | None:
-    """The hint's lowest-margin weakest point (a start for PGD), if it has one."""
-    if hint is not None and hint.weakest_points is not None and len(hint.weakest_points):
-        return hint.weakest_points[0]
-    return None
-
-
-def falsify(problem: Problem, eps: torch.Tensor, hint: Verdict | None, *, restarts: int,
+def falsify(problem: Problem, eps: torch.Tensor, start: torch.Tensor | None, *, restarts: int,
             steps: int, seed: int) -> AttackResult:
-    """The complete verifiers' stronger PGD phase before they search: from the hint's best
-    point, half the restarts targeted at ``likely_sets`` (on 30 queries near the boundary
-    that the cascade's attack and alpha-CROWN left open, 32 restarts x 100 steps refuted 2
-    untargeted and 3 half-targeted, at the same cost)."""
+    """The complete verifiers' stronger PGD phase before they search: from ``start`` (the
+    best point the hint or warm start offers), half the restarts targeted at ``likely_sets``
+    (near the boundary, half-targeted restarts refute more queries than untargeted ones at
+    the same cost: benchmarks/README.md, complete stage)."""
     return pgd_attack(problem, eps, restarts=restarts, steps=steps, step_fraction=0.1, seed=seed,
-                      start=best_point(hint), targeted=restarts // 2)
+                      start=start, targeted=restarts // 2)
 
 
 class Attack(Verifier):
@@ -112,11 +106,11 @@ class Attack(Verifier):
         self.seed = seed
         self.keep = keep
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
-             time_limit: float | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
+             warm_start: Verdict | None, time_limit: float | None) -> Verdict:
         result = pgd_attack(problem, eps, restarts=self.restarts, steps=self.steps,
                             step_fraction=self.step_fraction, seed=self.seed,
-                            start=best_point(hint))
+                            start=start_point(hint, warm_start))
         points, margins = result.points[: self.keep], result.margins[: self.keep]
         found = bool(margins[0] <= 0)
         return Verdict(status=Status.NOT_ROBUST if found else Status.UNKNOWN,

@@ -1,4 +1,4 @@
-"""Incomplete verifiers from bound propagation: IBP, CROWN and alpha-CROWN (DESIGN.md 2).
+"""Incomplete verifiers from bound propagation: IBP, CROWN and alpha-CROWN (docs/design.md 2).
 
 Each computes a sound lower bound on the top-k margin over the epsilon box
 (``bounds.margin_bound``) and answers ROBUST when the bound, minus a float32 padding,
@@ -13,39 +13,14 @@ them once.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ringcert.problem import Problem
-from ringcert.verify.bounds import BoundMethod, NetworkBounds, margin_bound, network_bounds
+from ringcert.verify.bounds import BoundMethod, NetworkBounds, margin_bound
 from ringcert.verify.bounds.alpha import AlphaParams
+from ringcert.verify.bounds.cache import LayerBoundsCache, layer_bounds
 from ringcert.verify.bounds.margin import MarginBound
-from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, skipped
-
-
-def _fingerprint(network: nn.Module) -> tuple[int, ...]:
-    """Version counters of every parameter and buffer: they change on any in-place update."""
-    return tuple(t._version for t in (*network.parameters(), *network.buffers()))
-
-
-class LayerBoundsCache:
-    """The layer bounds of the last query (one entry): reused when the same network object,
-    unchanged since, is asked for the same method on an identical box."""
-
-    def __init__(self) -> None:
-        self._entry: tuple[nn.Module, tuple[int, ...], BoundMethod, NetworkBounds] | None = None
-
-    def bounds(self, network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor, *,
-               method: BoundMethod) -> NetworkBounds:
-        entry = self._entry
-        if entry is not None:
-            cached_net, version, cached_method, found = entry
-            if (cached_net is network and cached_method is method
-                    and version == _fingerprint(network) and torch.equal(found.input[0], lo)
-                    and torch.equal(found.input[1], hi)):
-                return found
-        found = network_bounds(network, lo, hi, method=method)
-        self._entry = (network, _fingerprint(network), method, found)
-        return found
+from ringcert.verify.verdict import Verdict, Verifier, skipped
+from ringcert.vocabulary import Status, UnknownReason, VerifierKind
 
 
 class _BoundVerifier(Verifier):
@@ -63,15 +38,12 @@ class _BoundVerifier(Verifier):
         return margin_bound(problem, eps, method=self.method, joint=self.joint,
                             network_bounds=bounds, grid=self.grid)
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
-             time_limit: float | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
+             warm_start: Verdict | None, time_limit: float | None) -> Verdict:
         with torch.no_grad():
             lo, hi = problem.box(eps)
             layer_method = BoundMethod.IBP if self.method is BoundMethod.IBP else BoundMethod.CROWN
-            if self.cache is None:
-                bounds = network_bounds(problem.model, lo, hi, method=layer_method)
-            else:
-                bounds = self.cache.bounds(problem.model, lo, hi, method=layer_method)
+            bounds = layer_bounds(problem.model, lo, hi, method=layer_method, cache=self.cache)
             result = self._bound(problem, eps, bounds)
             logits = problem.logits()
             padding = self.abs_padding + self.rel_padding * float(logits.abs().max())
@@ -124,12 +96,12 @@ class AlphaCrown(_BoundVerifier):
         self.max_gap = max_gap
         self._last: tuple[tuple[int, int, int], AlphaParams] | None = None
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
-             time_limit: float | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
+             warm_start: Verdict | None, time_limit: float | None) -> Verdict:
         if (self.max_gap is not None and hint is not None and hint.verifier is VerifierKind.CROWN
                 and hint.bound is not None and hint.bound < -self.max_gap):
-            return skipped(self.kind, hint, "skipped_gap")
-        return super()._run(problem, eps, hint, time_limit)
+            return skipped(self.kind, hint, UnknownReason.SKIPPED_GAP)
+        return super()._run(problem, eps, hint=hint, warm_start=warm_start, time_limit=time_limit)
 
     def _bound(self, problem: Problem, eps: torch.Tensor, bounds: NetworkBounds) -> MarginBound:
         key = (id(problem.model), problem.target, problem.k)

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
+from ringcert.options import COMPLETE_SECONDS
 from ringcert.verify.verdict import Verifier
+from ringcert.vocabulary import VerifierKind
 
 WARM_STEPS = 5
 """alpha-CROWN steps when it starts from the previous query's parameters."""
 
+# Search-tuned settings (a search asks hundreds of queries; UNKNOWN = not robust):
+# alpha-CROWN only runs on queries CROWN nearly proves (AlphaCrown.max_gap), and the
+# complete stage (branch and bound in the cascade) only on queries whose bound is already
+# within the float padding of a proof (gap 0), with 10 s at most. The MILP keeps to queries
+# with at most 150 unstable ReLUs. benchmarks/README.md has the measurements behind them.
+SEARCH_COMPLETE_SECONDS = 10.0
+SEARCH_COMPLETE_GAP = 0.0
+SEARCH_MAX_UNSTABLE = 150
+SEARCH_ALPHA_GAP = 0.5
 
-class VerifierName(Enum):
-    CASCADE = "cascade"
-    ATTACK = "attack"
-    IBP = "ibp"
-    CROWN = "crown"
-    ALPHA_CROWN = "alpha-crown"
-    MILP = "milp"
-    BAB = "bab"
 
-
-def make_verifier(name: VerifierName | str, *, time_limit: float = 60.0,
+def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECONDS,
                   max_unstable: int | None = None, alpha_gap: float | None = None,
                   complete_gap: float | None = None) -> Verifier:
     """A verifier with default settings.
@@ -38,12 +38,13 @@ def make_verifier(name: VerifierName | str, *, time_limit: float = 60.0,
     """
     from ringcert.verify.attack import Attack
     from ringcert.verify.bab import BranchAndBound
-    from ringcert.verify.propagation import AlphaCrown, Crown, Ibp, LayerBoundsCache
+    from ringcert.verify.bounds.cache import LayerBoundsCache
+    from ringcert.verify.propagation import AlphaCrown, Crown, Ibp
 
-    name = VerifierName(name)
-    if name is VerifierName.ATTACK:
+    name = VerifierKind(name)
+    if name is VerifierKind.ATTACK:
         return Attack()
-    if name is VerifierName.CASCADE:
+    if name is VerifierKind.CASCADE:
         from ringcert.verify.cascade import Cascade
 
         shared = LayerBoundsCache()  # alpha-CROWN and branch and bound reuse CROWN's layer bounds
@@ -51,15 +52,22 @@ def make_verifier(name: VerifierName | str, *, time_limit: float = 60.0,
                                AlphaCrown(cache=shared, max_gap=alpha_gap, warm_steps=WARM_STEPS),
                                BranchAndBound(time_limit=time_limit, cache=shared,
                                               max_gap=complete_gap)])
-    if name is VerifierName.MILP:
+    if name is VerifierKind.MILP:
         from ringcert.verify.milp import Milp
 
         # a stronger PGD phase first: near the boundary it refutes what the MILP cannot settle
         return Milp(time_limit=time_limit, attack_restarts=32, max_unstable=max_unstable)
-    if name is VerifierName.BAB:
+    if name is VerifierKind.BAB:
         return BranchAndBound(time_limit=time_limit, max_gap=complete_gap)
-    if name is VerifierName.IBP:
+    if name is VerifierKind.IBP:
         return Ibp()
-    if name is VerifierName.CROWN:
+    if name is VerifierKind.CROWN:
         return Crown()
     return AlphaCrown(max_gap=alpha_gap, warm_steps=WARM_STEPS)
+
+
+def search_verifier(name: VerifierKind | str) -> Verifier:
+    """The verifier ``name`` with the search-tuned gates and limits above (a search's time
+    limit lowers the complete stage's limit further, see ``search.budget.QUERY_SHARE``)."""
+    return make_verifier(name, time_limit=SEARCH_COMPLETE_SECONDS, max_unstable=SEARCH_MAX_UNSTABLE,
+                         alpha_gap=SEARCH_ALPHA_GAP, complete_gap=SEARCH_COMPLETE_GAP)

@@ -11,30 +11,12 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from enum import Enum
 
 import numpy as np
 import torch
 
 from ringcert.problem import Problem
-
-
-class Status(Enum):
-    ROBUST = "robust"
-    NOT_ROBUST = "not_robust"
-    UNKNOWN = "unknown"
-
-
-class VerifierKind(Enum):
-    """Which stage produced a verdict; also the key under which searches count queries."""
-
-    ATTACK = "attack"
-    IBP = "ibp"
-    CROWN = "crown"
-    ALPHA_CROWN = "alpha-crown"
-    MILP = "milp"
-    BAB = "bab"
-    CASCADE = "cascade"
+from ringcert.vocabulary import Status, UnknownReason, VerifierKind
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,7 +26,11 @@ class Verdict:
     ``bound`` is a sound lower bound on the robustness level ``min_box m`` (None when the
     stage has none); ``counterexample`` (C, H, W) is set only for NOT_ROBUST and has
     passed the forward-pass check; ``weakest_points`` (N, C, H, W) are box points with
-    the smallest margins found, ``weakest_margins`` (N,) their margins.
+    the smallest margins found, ``weakest_margins`` (N,) their margins. ``reason`` says why
+    an UNKNOWN is one (None for the other statuses); ``settled_by`` names the method inside
+    the stage that decided (a complete stage's PGD phase: ``ATTACK``). ``Verifier.verify``
+    sets ``eps`` (the vector this verdict answers) and ``time_s``; a cascade's ``stages``
+    are the verdicts of the stages it ran, in order. ``stats`` holds numbers for a human.
     """
 
     status: Status
@@ -53,15 +39,30 @@ class Verdict:
     counterexample: torch.Tensor | None = None
     weakest_points: torch.Tensor | None = None
     weakest_margins: torch.Tensor | None = None
+    reason: UnknownReason | None = None
+    settled_by: VerifierKind | None = None
+    eps: tuple[float, ...] | None = None
+    time_s: float = 0.0
+    stages: tuple[Verdict, ...] = ()
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
     @property
     def robust(self) -> bool:
         return self.status is Status.ROBUST
 
+    def answers(self, eps: torch.Tensor | np.ndarray) -> bool:
+        """Whether this verdict is an answer to the query ``eps`` (the same vector exactly)."""
+        vector = np.asarray(torch.as_tensor(eps).detach().double().cpu(), dtype=np.float64)
+        return self.eps is not None and np.array_equal(np.asarray(self.eps), vector)
+
     def to_json(self) -> dict[str, object]:
         return {"status": self.status.value, "verifier": self.verifier.value,
-                "bound": self.bound, "stats": dict(self.stats)}
+                "bound": self.bound, "reason": None if self.reason is None else self.reason.value,
+                "settled_by": None if self.settled_by is None else self.settled_by.value,
+                "time_s": self.time_s,
+                "stages": [{"verifier": stage.verifier.value, "status": stage.status.value,
+                            "time_s": stage.time_s} for stage in self.stages],
+                "stats": dict(self.stats)}
 
 
 def check_witness(problem: Problem, eps: torch.Tensor, z: torch.Tensor) -> float | None:
@@ -81,14 +82,22 @@ def project(problem: Problem, eps: torch.Tensor, z: torch.Tensor) -> torch.Tenso
     return torch.max(torch.min(z.detach().float(), hi), lo)
 
 
-def skipped(kind: VerifierKind, hint: Verdict | None, reason: str) -> Verdict:
-    """UNKNOWN from a stage a gate skipped, carrying the hint's bound and weakest points (so a
-    cascade keeps what the earlier stages found); ``reason`` becomes a stats key."""
-    return Verdict(status=Status.UNKNOWN, verifier=kind,
+def skipped(kind: VerifierKind, hint: Verdict | None, reason: UnknownReason) -> Verdict:
+    """UNKNOWN from a stage a gate skipped, carrying the same-query hint's bound and weakest
+    points (so a cascade keeps what the earlier stages found)."""
+    return Verdict(status=Status.UNKNOWN, verifier=kind, reason=reason,
                    bound=None if hint is None else hint.bound,
                    weakest_points=None if hint is None else hint.weakest_points,
-                   weakest_margins=None if hint is None else hint.weakest_margins,
-                   stats={reason: 1})
+                   weakest_margins=None if hint is None else hint.weakest_margins)
+
+
+def start_point(*verdicts: Verdict | None) -> torch.Tensor | None:
+    """The lowest-margin weakest point of the first verdict that has one (a start for PGD or
+    a solver): callers pass the same-query hint first, then the warm start."""
+    for verdict in verdicts:
+        if verdict is not None and verdict.weakest_points is not None and len(verdict.weakest_points):
+            return verdict.weakest_points[0]
+    return None
 
 
 def capped(own: float, cap: float | None) -> float:
@@ -102,15 +111,22 @@ class Verifier(ABC):
     kind: VerifierKind
 
     def verify(self, problem: Problem, eps: torch.Tensor | np.ndarray | list[float], *,
-               hint: Verdict | None = None, time_limit: float | None = None) -> Verdict:
-        """Answer the query. ``hint``: an earlier stage's verdict on the same query, whose
-        weakest points a stage may use (warm starts); it never decides the answer.
+               hint: Verdict | None = None, warm_start: Verdict | None = None,
+               time_limit: float | None = None) -> Verdict:
+        """Answer the query.
+
+        ``hint``: an earlier stage's verdict on this same query (a ``ValueError`` if it
+        answers another vector); gates may trust its bound, stages may start from its
+        weakest points; it never decides the answer. ``warm_start``: a verdict on another,
+        nearby query (a search's previous one): only a start point, never a gate's input.
         ``time_limit``: a cap in seconds on this call (a search passes what its budget can
         spare); verifiers with a per-query limit of their own use the smaller of the two,
         the fast stages ignore it."""
         eps_t = problem.check_eps(eps).detach().to(torch.float64)
+        if hint is not None and not hint.answers(eps_t):
+            raise ValueError("hint is a verdict on another query; pass it as warm_start")
         began = time.perf_counter()
-        verdict = self._run(problem, eps_t, hint, time_limit)
+        verdict = self._run(problem, eps_t, hint=hint, warm_start=warm_start, time_limit=time_limit)
         if verdict.status is Status.NOT_ROBUST:
             witness = verdict.counterexample
             if witness is not None:
@@ -118,15 +134,23 @@ class Verifier(ABC):
             margin = None if witness is None else check_witness(problem, eps_t, witness)
             if margin is None:
                 verdict = replace(verdict, status=Status.UNKNOWN, counterexample=None,
-                                  stats={**verdict.stats, "rejected_witness": 1})
+                                  reason=UnknownReason.REJECTED_WITNESS)
             else:
                 verdict = replace(verdict, counterexample=witness,
                                   stats={**verdict.stats, "witness_margin": margin})
         if verdict.status is Status.ROBUST and verdict.bound is not None and verdict.bound <= 0:
             raise AssertionError(f"{self.kind.value} claimed ROBUST with bound {verdict.bound}")
-        return replace(verdict, stats={**verdict.stats, "time_s": time.perf_counter() - began})
+        if verdict.status is Status.UNKNOWN:
+            reason = verdict.reason or UnknownReason.INCONCLUSIVE
+            settled_by = None
+        else:
+            reason, settled_by = None, verdict.settled_by or verdict.verifier
+        return replace(verdict, reason=reason, settled_by=settled_by,
+                       eps=tuple(float(value) for value in eps_t.tolist()),
+                       time_s=time.perf_counter() - began)
 
     @abstractmethod
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
-             time_limit: float | None) -> Verdict:
-        """Answer the query for a validated float64 ``eps`` within ``time_limit`` (if not None)."""
+    def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
+             warm_start: Verdict | None, time_limit: float | None) -> Verdict:
+        """Answer the query for a validated float64 ``eps`` within ``time_limit`` (if not None);
+        ``hint`` answers this same query, ``warm_start`` a nearby one (see ``verify``)."""

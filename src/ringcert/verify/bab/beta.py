@@ -22,16 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from ringcert.verify.bab.split import Split
 from ringcert.verify.bounds.ascent import maximize
 from ringcert.verify.bounds.crown import Interval, backward, concretize
-
-if TYPE_CHECKING:
-    from ringcert.verify.branching import Split
 
 
 @dataclass(frozen=True, eq=False)

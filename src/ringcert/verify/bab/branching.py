@@ -35,34 +35,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from ringcert.layers.maxpool import split_points
 from ringcert.problem import Problem
-from ringcert.verify.beta import split_bound
+from ringcert.verify.bab.beta import split_bound
+from ringcert.verify.bab.split import Split, SplitRule
 from ringcert.verify.bounds import BoundMethod, NetworkBounds, margin_bound
 from ringcert.verify.bounds.crown import Interval, backward, branch_layer_bounds
-from ringcert.verify.bounds.maxpool import split_points
-
-
-class SplitRule(Enum):
-    BABSR = "babsr"
-    WIDEST = "widest"
-
-
-@dataclass(frozen=True)
-class Split:
-    """The input of network layer ``layer`` (a ReLU's pre-activation, or a max-pool's input
-    when no ReLU feeds it) has element ``neuron`` (flat index) >= ``threshold`` when
-    ``active``, else <= ``threshold``."""
-
-    layer: int
-    neuron: int
-    active: bool
-    threshold: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)

@@ -37,12 +37,14 @@ import torch
 
 from ringcert.problem import Problem
 from ringcert.verify.attack import falsify, pgd_attack
-from ringcert.verify.bounds import BoundMethod, network_bounds
-from ringcert.verify.branching import Branch, SplitRule, bound, children
-from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, capped, check_witness, skipped
+from ringcert.verify.bab.branching import Branch, SplitRule, bound, children
+from ringcert.verify.bounds import BoundMethod
+from ringcert.verify.bounds.cache import layer_bounds
+from ringcert.verify.verdict import Verdict, Verifier, capped, check_witness, skipped, start_point
+from ringcert.vocabulary import Status, UnknownReason, VerifierKind
 
 if TYPE_CHECKING:
-    from ringcert.verify.propagation import LayerBoundsCache
+    from ringcert.verify.bounds.cache import LayerBoundsCache
 
 
 MIN_SECONDS = 2.0
@@ -99,7 +101,7 @@ class BranchAndBound(Verifier):
     weakest points; ``seed`` the attack's; ``cache`` the cascade's shared CROWN layer bounds;
     ``max_gap``: in a cascade, answer UNKNOWN at once when the hint's bound (alpha-CROWN's
     or CROWN's) is below ``-max_gap`` (for searches, which ask hundreds of queries: on the
-    guided search's queries that reach this stage, see ``ringcert.analysis``).
+    guided search's queries that reach this stage, see ``registry.search_verifier``).
     """
 
     kind = VerifierKind.BAB
@@ -127,22 +129,24 @@ class BranchAndBound(Verifier):
         self.cache = cache
         self.max_gap = max_gap
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
-             time_limit: float | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
+             warm_start: Verdict | None, time_limit: float | None) -> Verdict:
         far = (self.max_gap is not None and hint is not None and hint.bound is not None
                and hint.bound < -self.max_gap)
         if far or (time_limit is not None and time_limit < MIN_SECONDS):
-            return skipped(self.kind, hint, "skipped_gap" if far else "skipped_time")
+            return skipped(self.kind, hint,
+                           UnknownReason.SKIPPED_GAP if far else UnknownReason.SKIPPED_TIME)
         with torch.no_grad():
-            return _Search(self, problem, eps, hint, capped(self.time_limit, time_limit)).run()
+            return _Search(self, problem, eps, start_point(hint, warm_start),
+                           capped(self.time_limit, time_limit)).run()
 
 
 class _Search:
     """One query's branch and bound: the queue of open leaves and the running counts."""
 
     def __init__(self, settings: BranchAndBound, problem: Problem, eps: torch.Tensor,
-                 hint: Verdict | None, time_limit: float) -> None:
-        self.settings, self.problem, self.eps, self.hint = settings, problem, eps, hint
+                 start: torch.Tensor | None, time_limit: float) -> None:
+        self.settings, self.problem, self.eps, self.start = settings, problem, eps, start
         self.deadline = time.perf_counter() + time_limit
         self.padding = settings.abs_padding + settings.rel_padding * float(problem.logits().abs().max())
         self.points = _Points(problem, eps, settings.keep)
@@ -158,15 +162,13 @@ class _Search:
         settings, problem, eps = self.settings, self.problem, self.eps
         began = time.perf_counter()
         if settings.attack_restarts > 0:
-            found = falsify(problem, eps, self.hint, restarts=settings.attack_restarts,
+            found = falsify(problem, eps, self.start, restarts=settings.attack_restarts,
                             steps=settings.attack_steps, seed=settings.seed)
             self.points.add(found.points, found.margins)
             if self.points.witness is not None:
-                return self._verdict(Status.NOT_ROBUST, settled_by="attack")
+                return self._verdict(Status.NOT_ROBUST, settled_by=VerifierKind.ATTACK)
         lo, hi = problem.box(eps)
-        layers = (network_bounds(problem.model, lo, hi, method=BoundMethod.CROWN)
-                  if settings.cache is None
-                  else settings.cache.bounds(problem.model, lo, hi, method=BoundMethod.CROWN))
+        layers = layer_bounds(problem.model, lo, hi, method=BoundMethod.CROWN, cache=settings.cache)
         root = bound(problem, eps, (lo, hi), [(a.detach(), b.detach()) for a, b in layers.layers],
                      grid=settings.grid)
         self.stats.update(root_bound=root.lower, unstable=layers.unstable(problem.model))
@@ -179,9 +181,12 @@ class _Search:
         elapsed = time.perf_counter() - began
         self.stats["branches_per_s"] = self.counts["branches"] / max(elapsed, 1e-9)
         if self.points.witness is not None:
-            return self._verdict(Status.NOT_ROBUST, settled_by="bab")
-        done = not self.queue and not self.counts["stuck"] and math.isfinite(self.settled)
-        return self._verdict(Status.ROBUST if done else Status.UNKNOWN)
+            return self._verdict(Status.NOT_ROBUST)
+        if not self.queue and not self.counts["stuck"] and math.isfinite(self.settled):
+            return self._verdict(Status.ROBUST)
+        # open leaves left: out of time or branches; none left but unsplittable ones: stuck
+        return self._verdict(Status.UNKNOWN, reason=UnknownReason.TIMEOUT if self.queue
+                             else UnknownReason.INCONCLUSIVE)
 
     def _step(self) -> None:
         """Split the ``batch`` worst open leaves; prune, queue and check their children."""
@@ -232,11 +237,13 @@ class _Search:
             self.points.add(found.points, found.margins)
             self.counts["leaf_attacks"] += 1
 
-    def _verdict(self, status: Status, **extra: str) -> Verdict:
+    def _verdict(self, status: Status, *, settled_by: VerifierKind | None = None,
+                 reason: UnknownReason | None = None) -> Verdict:
         lowest = min(self.settled, self.queue[0][0] if self.queue else math.inf)
         bound = lowest - self.padding if math.isfinite(lowest) else None
         return Verdict(status=status, verifier=VerifierKind.BAB, bound=bound,
                        counterexample=self.points.witness, weakest_points=self.points.points,
                        weakest_margins=self.points.margins,
                        stats={**self.counts, **self.stats, "open": len(self.queue),
-                              "padding": self.padding, **extra})
+                              "padding": self.padding},
+                       settled_by=settled_by, reason=reason)

@@ -10,9 +10,10 @@ Public API (stable; other modules depend on it):
   a sound lower bound on the top-k margin over the epsilon box, differentiable in eps,
   with the box point minimizing its final linear bound and the bound per candidate k-set.
 
-One module per layer type (``linear``, ``conv``, ``relu``, ``maxpool``, ``avgpool``,
-``flatten``, ``batchnorm``) behind ``registry.operator_for``; ``crown`` holds the backward
-pass, ``topk`` the joint top-k specification, ``alpha`` the slope optimization.
+Each layer type's rules live in its module of ``ringcert.layers`` (found with
+``ringcert.layers.registry.layer_type``); ``crown`` holds the backward pass, ``patches`` its
+receptive-field form, ``topk`` the joint top-k specification, ``alpha`` the slope
+optimization.
 """
 
 from ringcert.verify.bounds.margin import MarginBound, margin_bound

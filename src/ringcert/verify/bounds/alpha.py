@@ -5,7 +5,7 @@ The lower slope of every unstable ReLU is a free parameter in [0, 1] (each gives
 relaxation), one per neuron and per candidate k-set; so is the weight of each max-pool
 window's linear upper bound (``maxpool``), and the convex weights ``lambda`` of each set's
 combination (softmax-parametrized). The parameters start at CROWN's choices
-(``OperatorBounds.initial_alpha``). A few projected Adam steps (``ascent.maximize``)
+(``LayerType.initial_alpha``). A few projected Adam steps (``ascent.maximize``)
 raise every set's bound; the best value of each set over the steps is kept.
 Intermediate bounds stay the CROWN ones, which keeps a query to a few backward passes
 of one batch of rows. The final evaluation reuses the optimized parameters as constants
@@ -25,8 +25,7 @@ import torch
 from torch import nn
 
 from ringcert.verify.bounds.ascent import maximize
-from ringcert.verify.bounds.crown import Interval, backward, concretize
-from ringcert.verify.bounds.registry import operator_for
+from ringcert.verify.bounds.crown import Interval, backward, concretize, rules
 from ringcert.verify.bounds.topk import set_rows
 
 
@@ -51,7 +50,7 @@ def _start_slopes(network: nn.Sequential, fixed: Sequence[Interval], count: int,
                   start: AlphaParams | None) -> dict[int, torch.Tensor]:
     slopes = {}
     for i, layer in enumerate(network):
-        initial = operator_for(layer).initial_alpha(layer, *fixed[i])
+        initial = rules(layer).initial_alpha(layer, *fixed[i])
         if initial is None:
             continue
         shape = (count, *initial.shape)

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from ringcert.layers.base import LayerType
+from ringcert.layers.registry import layer_type
 from ringcert.verify.bounds import patches
-from ringcert.verify.bounds.operator import OperatorBounds
-from ringcert.verify.bounds.registry import operator_for
 
 Interval = tuple[torch.Tensor, torch.Tensor]
 
@@ -30,6 +30,12 @@ CHUNK_ROWS = 1024
 
 FLOAT_SLACK = 1e-5
 """Relative widening of CROWN intermediate bounds against float32 rounding."""
+
+
+def rules(layer: nn.Module) -> LayerType:
+    """The bound propagation rules of ``layer`` (its layer type); a one-line
+    ``RingcertError`` for an unsupported layer."""
+    return layer_type(layer, "bound propagation")
 
 
 def concretize(coef: torch.Tensor, bias: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor
@@ -56,12 +62,12 @@ def backward(network: nn.Sequential, inputs: Sequence[Interval], coef: torch.Ten
     for index in range(last, first - 1, -1):
         layer = network[index]
         alpha = None if alphas is None else alphas.get(index)
-        coef, step_bias = operator_for(layer).backward(layer, coef, *inputs[index], alpha=alpha)
+        coef, step_bias = rules(layer).backward(layer, coef, *inputs[index], alpha=alpha)
         bias = bias + step_bias
     return coef, bias
 
 
-def _needs_crown(ops: Sequence[OperatorBounds], index: int) -> bool:
+def _needs_crown(ops: Sequence[LayerType], index: int) -> bool:
     """IBP is exact up to layer ``index`` when no relaxation and at most one mixing affine
     layer come before; CROWN can only help otherwise."""
     if not ops[index].affine:
@@ -115,7 +121,7 @@ def ibp_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor)
     bounds: list[Interval] = []
     current = (lo, hi)
     for layer in network:
-        current = operator_for(layer).ibp(layer, *current)
+        current = rules(layer).ibp(layer, *current)
         bounds.append(current)
     return bounds
 
@@ -127,7 +133,7 @@ def crown_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tenso
 
     ``use_patches=False`` forces the full-size backward pass everywhere (the reference the
     receptive-field patch pass is tested against)."""
-    ops = [operator_for(layer) for layer in network]
+    ops = [rules(layer) for layer in network]
     plain = ibp_layer_bounds(network, lo, hi)
     inputs: list[Interval] = [(lo, hi)]
     bounds: list[Interval] = []
@@ -142,7 +148,7 @@ def crown_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tenso
     return bounds
 
 
-def _crown_select(network: nn.Sequential, ops: Sequence[OperatorBounds], index: int,
+def _crown_select(network: nn.Sequential, ops: Sequence[LayerType], index: int,
                   current: Interval) -> torch.Tensor | None:
     """The neurons of layer ``index``'s output worth a CROWN bound (None: none are): on the
     inputs of ReLU / MaxPool layers and on the output, where IBP is not exact already."""
@@ -160,7 +166,7 @@ def _crown_select(network: nn.Sequential, ops: Sequence[OperatorBounds], index: 
     return select
 
 
-def _reach(op: OperatorBounds, layer: nn.Module, mask: torch.Tensor) -> torch.Tensor:
+def _reach(op: LayerType, layer: nn.Module, mask: torch.Tensor) -> torch.Tensor:
     """Outputs of ``layer`` that depend on an input where ``mask`` (0/1 floats) is set: the
     interval ``[-mask, mask]`` pushed through the layer is wide exactly there."""
     lower, upper = op.ibp(layer, -mask, mask)
@@ -183,7 +189,7 @@ def branch_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tens
     neural network verification". Returns None when a lower bound exceeds its upper bound
     beyond float slack: the sub-domain is empty.
     """
-    ops = [operator_for(layer) for layer in network]
+    ops = [rules(layer) for layer in network]
     bounds = list(given)
     reach = changed.to(lo.dtype)
     for index in range(start, len(network)):

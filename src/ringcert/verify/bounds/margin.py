@@ -16,10 +16,9 @@ import torch
 
 from ringcert.problem import Problem
 from ringcert.verify.bounds.alpha import AlphaParams, optimize_sets
-from ringcert.verify.bounds.crown import backward, concretize, minimizer
+from ringcert.verify.bounds.crown import backward, concretize, minimizer, rules
 from ringcert.verify.bounds.network import BoundMethod, NetworkBounds
 from ringcert.verify.bounds.network import network_bounds as compute_network_bounds
-from ringcert.verify.bounds.registry import operator_for
 from ringcert.verify.bounds.topk import topk_spec
 
 
@@ -72,7 +71,7 @@ def margin_bound(problem: Problem, eps: torch.Tensor, *, method: BoundMethod, jo
         if skip_sets is not None:
             spec = spec.restricted(~skip_sets)
         last = len(network) - 1
-        tail = 1 + max((i for i, layer in enumerate(network) if not operator_for(layer).affine),
+        tail = 1 + max((i for i, layer in enumerate(network) if not rules(layer).affine),
                        default=-1)
         tail_coef, tail_bias = backward(network, inputs, spec.rows, last=last, first=tail)
         row_lower = concretize(tail_coef, tail_bias, *inputs[tail])

@@ -12,28 +12,28 @@ analysis for scalable certified robustness and beyond"). The rows are the same l
 bounds, so the result equals the full-size pass up to float rounding.
 
 It applies when every layer up to the refined one is a Conv2d, ReLU or BatchNorm2d (a
-spatially local chain) and the windows are clearly smaller than the layers; otherwise
-``crown`` falls back to the full-size pass.
+spatially local chain, the layer types with rules in ``LOCAL_RULES``) and the windows are
+clearly smaller than the layers; otherwise ``crown`` falls back to the full-size pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 from torch import nn
 from torch.nn import functional
 
-from ringcert.models.architecture import pair
-from ringcert.verify.bounds.batchnorm import folded
-from ringcert.verify.bounds.conv import checked_params, transpose
-from ringcert.verify.bounds.relu import relaxation
+from ringcert.layers.base import LayerType, pair
+from ringcert.layers.batchnorm import BatchNormType, folded
+from ringcert.layers.conv import Conv2dType, checked_params, transpose
+from ringcert.layers.registry import layer_type
+from ringcert.layers.relu import ReluType, relaxation
 
 Interval = tuple[torch.Tensor, torch.Tensor]
-
-LOCAL_LAYERS = (nn.Conv2d, nn.ReLU, nn.BatchNorm2d)
-"""Layer types whose backward step maps a window to a window."""
+Cut = tuple[torch.Tensor, ...]
 
 CHUNK_ELEMENTS = 1 << 20
 """Rows per batch: their largest windows hold at most this many numbers (a few MB: small
@@ -60,22 +60,30 @@ def receptive_windows(network: nn.Sequential, index: int) -> list[Window]:
     windows = [window]
     for j in range(index, -1, -1):
         layer = network[j]
-        if isinstance(layer, nn.Conv2d):
-            kernel, stride, padding = pair(layer.kernel_size), pair(layer.stride), pair(layer.padding)
-            window = Window(
-                size=tuple((window.size[d] - 1) * stride[d] + kernel[d] for d in range(2)),
-                stride=tuple(window.stride[d] * stride[d] for d in range(2)),
-                offset=tuple(window.offset[d] * stride[d] - padding[d] for d in range(2)))
+        window = _rules(layer).window(layer, window)
         windows.append(window)
     return windows[::-1][: index + 1]
 
 
+def _conv_window(layer: nn.Module, window: Window) -> Window:
+    """A convolution's input window: the output window grown by the kernel, strided."""
+    kernel, stride, padding = pair(layer.kernel_size), pair(layer.stride), pair(layer.padding)
+    return Window(size=tuple((window.size[d] - 1) * stride[d] + kernel[d] for d in range(2)),
+                  stride=tuple(window.stride[d] * stride[d] for d in range(2)),
+                  offset=tuple(window.offset[d] * stride[d] - padding[d] for d in range(2)))
+
+
+def _same_window(layer: nn.Module, window: Window) -> Window:
+    """An elementwise layer's input window is its output window."""
+    return window
+
+
 def applies(network: nn.Sequential, inputs: Sequence[Interval], index: int) -> bool:
     """Whether the patch pass fits layer ``index`` (local chain, small windows)."""
-    if not all(isinstance(network[j], LOCAL_LAYERS) for j in range(index + 1)):
+    if not all(type(_kind(network[j])) in LOCAL_RULES for j in range(index + 1)):
         return False
     if inputs[0][0].ndim != 3 or any(isinstance(network[j].padding, str) for j in range(index + 1)
-                                     if isinstance(network[j], nn.Conv2d)):
+                                     if isinstance(_kind(network[j]), Conv2dType)):
         return False
     windows = receptive_windows(network, index)
     patch = sum(inputs[j][0].shape[0] * w.size[0] * w.size[1] for j, w in enumerate(windows))
@@ -103,16 +111,11 @@ def patch_bounds(network: nn.Sequential, inputs: Sequence[Interval], index: int,
     of layer ``index``, of shape ``shape``); ``inputs[j]`` bound layer ``j``'s input."""
     windows = receptive_windows(network, index)
     out_size = (shape[1], shape[2])
-    cuts: dict[int, tuple[torch.Tensor, ...]] = {}
+    cuts: dict[int, Cut] = {}
     for j in range(index + 1):
-        layer = network[j]
-        if isinstance(layer, nn.ReLU):
-            low_slope, up_slope, up_icpt = relaxation(*inputs[j])
-            cuts[j] = tuple(_cut(t, windows[j], out_size)
-                            for t in (low_slope, up_slope - low_slope, up_icpt))
-        elif isinstance(layer, nn.Conv2d) and j > 0 and not isinstance(network[j - 1], nn.ReLU):
-            # the conv's zero padding is no neuron of the layer before: cut the rows there
-            cuts[j] = (_cut(torch.ones_like(inputs[j][0]), windows[j], out_size),)
+        cut = _rules(network[j]).cut(network, j, inputs[j], windows[j], out_size)
+        if cut is not None:
+            cuts[j] = cut
     low_in, up_in = inputs[0]
     centre, radius = (_cut(t, windows[0], out_size) for t in ((up_in + low_in) / 2,
                                                                (up_in - low_in) / 2))
@@ -128,7 +131,8 @@ def patch_bounds(network: nn.Sequential, inputs: Sequence[Interval], index: int,
         coef, bias, below = _start(network[index], channel[part], sign[part], cuts.get(index),
                                    position[part], shape[0], index)
         for j in range(below, -1, -1):
-            coef, step_bias = _step(network[j], coef, cuts.get(j), position[part], windows[j])
+            coef, step_bias = _rules(network[j]).step(network[j], coef, cuts.get(j), position[part],
+                                                      windows[j])
             bias = bias + step_bias
         # the minimum over the box: A . centre - |A| . radius
         rows = position[part]
@@ -144,13 +148,13 @@ def _rows(cut: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
     return cut.flatten(1).index_select(0, position).view(-1, *cut.shape[1:])
 
 
-def _start(layer: nn.Module, channel: torch.Tensor, sign: torch.Tensor,
-           cut: tuple[torch.Tensor, ...] | None, position: torch.Tensor, channels: int,
-           index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _start(layer: nn.Module, channel: torch.Tensor, sign: torch.Tensor, cut: Cut | None,
+           position: torch.Tensor, channels: int, index: int
+           ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Rows ``sign * e_channel`` on the refined layer's output, pushed through it when it is
     a convolution (a one-hot row's window is the kernel itself); returns the coefficients,
     the bias and the next layer to step through."""
-    if isinstance(layer, nn.Conv2d):
+    if isinstance(_kind(layer), Conv2dType):
         weight, bias = checked_params(layer)
         coef = sign[:, None, None, None] * weight[channel]
         if cut is not None:
@@ -161,18 +165,75 @@ def _start(layer: nn.Module, channel: torch.Tensor, sign: torch.Tensor,
     return coef, sign.new_zeros(sign.shape[0]), index
 
 
-def _step(layer: nn.Module, coef: torch.Tensor, cut: tuple[torch.Tensor, ...] | None,
-          position: torch.Tensor, window: Window) -> tuple[torch.Tensor, torch.Tensor]:
-    """One backward step in window coordinates; ``window``: the layer's input window."""
-    if isinstance(layer, nn.ReLU):
-        low_slope, extra_slope, up_icpt = (_rows(t, position) for t in cut)
-        neg = coef.clamp(max=0)  # negative coefficients take the upper line
-        return coef * low_slope + neg * extra_slope, (neg * up_icpt).flatten(1).sum(1)
-    if isinstance(layer, nn.BatchNorm2d):
-        scale, shift = folded(layer)
-        return coef * scale[:, None, None], coef.sum(dim=(2, 3)) @ shift
+def _relu_cut(network: nn.Sequential, j: int, bounds: Interval, window: Window,
+              out_size: tuple[int, int]) -> Cut:
+    """Each row's window of the ReLU's lower slope, extra upper slope and upper intercept."""
+    low_slope, up_slope, up_icpt = relaxation(*bounds)
+    return tuple(_cut(t, window, out_size) for t in (low_slope, up_slope - low_slope, up_icpt))
+
+
+def _conv_cut(network: nn.Sequential, j: int, bounds: Interval, window: Window,
+              out_size: tuple[int, int]) -> Cut | None:
+    """Each row's window of ones over the conv's input (zero over its padding), unless a
+    ReLU before it zeroes the padding already."""
+    if j > 0 and not isinstance(_kind(network[j - 1]), ReluType):
+        # the conv's zero padding is no neuron of the layer before: cut the rows there
+        return (_cut(torch.ones_like(bounds[0]), window, out_size),)
+    return None
+
+
+def _no_cut(network: nn.Sequential, j: int, bounds: Interval, window: Window,
+            out_size: tuple[int, int]) -> None:
+    return None
+
+
+def _relu_step(layer: nn.Module, coef: torch.Tensor, cut: Cut | None, position: torch.Tensor,
+               window: Window) -> tuple[torch.Tensor, torch.Tensor]:
+    low_slope, extra_slope, up_icpt = (_rows(t, position) for t in cut)
+    neg = coef.clamp(max=0)  # negative coefficients take the upper line
+    return coef * low_slope + neg * extra_slope, (neg * up_icpt).flatten(1).sum(1)
+
+
+def _batchnorm_step(layer: nn.Module, coef: torch.Tensor, cut: Cut | None, position: torch.Tensor,
+                    window: Window) -> tuple[torch.Tensor, torch.Tensor]:
+    scale, shift = folded(layer)
+    return coef * scale[:, None, None], coef.sum(dim=(2, 3)) @ shift
+
+
+def _conv_step(layer: nn.Module, coef: torch.Tensor, cut: Cut | None, position: torch.Tensor,
+               window: Window) -> tuple[torch.Tensor, torch.Tensor]:
     weight, bias = checked_params(layer)
     coef_in = transpose(coef, weight, pair(layer.stride), (0, 0), window.size, (0, 0))
     if cut is not None:
         coef_in = coef_in * _rows(cut[0], position)
     return coef_in, coef.sum(dim=(2, 3)) @ bias
+
+
+@dataclass(frozen=True)
+class LocalRules:
+    """The patch pass's rules for one local layer type. ``window``: the window of the
+    layer's input from that of its output; ``cut``: per-row windows of what the backward
+    step multiplies by (``(network, j, bounds on layer j's input, its window, out_size)``,
+    None: nothing); ``step``: one backward step in window coordinates (``(layer, coef, cut,
+    positions, the layer's input window)``)."""
+
+    window: Callable[[nn.Module, Window], Window]
+    cut: Callable[[nn.Sequential, int, Interval, Window, tuple[int, int]], Cut | None]
+    step: Callable[[nn.Module, torch.Tensor, Cut | None, torch.Tensor, Window],
+                   tuple[torch.Tensor, torch.Tensor]]
+
+
+LOCAL_RULES: MappingProxyType[type[LayerType], LocalRules] = MappingProxyType({
+    Conv2dType: LocalRules(window=_conv_window, cut=_conv_cut, step=_conv_step),
+    ReluType: LocalRules(window=_same_window, cut=_relu_cut, step=_relu_step),
+    BatchNormType: LocalRules(window=_same_window, cut=_no_cut, step=_batchnorm_step),
+})
+"""The layer types whose backward step maps a window to a window, and their rules."""
+
+
+def _kind(layer: nn.Module) -> LayerType:
+    return layer_type(layer, "bound propagation")
+
+
+def _rules(layer: nn.Module) -> LocalRules:
+    return LOCAL_RULES[type(_kind(layer))]

@@ -19,10 +19,11 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from ringcert.models.architecture import pair
+from ringcert.errors import RingcertError
+from ringcert.layers.base import pair
+from ringcert.layers.registry import layer_type
+from ringcert.layers.relu import relaxation
 from ringcert.verify.bounds.ascent import maximize
-from ringcert.verify.bounds.registry import operator_for
-from ringcert.verify.bounds.relu import relaxation
 
 Interval = tuple[torch.Tensor, torch.Tensor]
 
@@ -34,8 +35,16 @@ def supports_local(network: nn.Sequential) -> bool:
     first, relu, second = network[0], network[1], network[2]
     if not (isinstance(first, nn.Conv2d) and isinstance(relu, nn.ReLU) and isinstance(second, nn.Conv2d)):
         return False
-    return all(conv.groups == 1 and pair(conv.dilation) == (1, 1) and not isinstance(conv.padding, str)
-               and conv.padding_mode == "zeros" for conv in (first, second))
+    return all(_supported(conv) for conv in (first, second))
+
+
+def _supported(layer: nn.Module) -> bool:
+    """Whether the layer's parameters pass its type's check."""
+    try:
+        layer_type(layer).check(layer)
+    except RingcertError:
+        return False
+    return True
 
 
 def optimized_second_conv(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor,
@@ -125,7 +134,7 @@ def optimized_second_conv(network: nn.Sequential, lo: torch.Tensor, hi: torch.Te
     current = result[2]
     for index in range(3, len(network)):
         layer = network[index]
-        ibp = operator_for(layer).ibp(layer, *current)
+        ibp = layer_type(layer, "bound propagation").ibp(layer, *current)
         current = (torch.maximum(ibp[0], layers[index][0]), torch.minimum(ibp[1], layers[index][1]))
         result[index] = current
     before = int(((lower2 < 0) & (upper2 > 0)).sum())

@@ -6,10 +6,11 @@ Programming", ICLR 2019. The encoding is built in bulk (scipy sparse rows) so th
 
 - inputs: one continuous variable per pixel whose box has width > 0; pixels of rings
   with epsilon 0 (or clipped to a point) are constants;
-- affine layers (Conv2d, Linear, BatchNorm2d, AvgPool2d, Flatten) are composed into one
-  sparse map per block and never get variables of their own; a block's output neuron is
-  materialized as one variable (bounded by its pre-activation bounds) with one equality
-  row, or kept as a constant when nothing in its cone can move;
+- affine layers (Conv2d, Linear, BatchNorm2d, AvgPool2d, Flatten: each layer type's
+  ``affine_map``) are composed into one sparse map per block and never get variables of
+  their own; a block's output neuron is materialized as one variable (bounded by its
+  pre-activation bounds) with one equality row, or kept as a constant when nothing in its
+  cone can move;
 - ReLU: stably inactive neurons become the constant 0, stably active ones reuse their
   pre-activation variable, unstable ones get the big-M encoding with one binary
   (``y >= x, y <= x - l(1-a), y <= u a``) or, beyond the partial-MILP budget, the
@@ -34,6 +35,8 @@ import torch
 from torch import nn
 
 from ringcert.errors import RingcertError
+from ringcert.layers.base import pair
+from ringcert.layers.registry import layer_type
 
 
 class VarKind(Enum):
@@ -125,67 +128,6 @@ class _Builder:
         return sp.csr_matrix((val, (row, col)), shape=(self.num_rows, self.count))
 
 
-def _conv_matrix(layer: nn.Conv2d, shape: tuple[int, int, int]) -> tuple[sp.csr_matrix, np.ndarray,
-                                                                          tuple[int, int, int]]:
-    """The convolution as a sparse (out, in) matrix, built by index arithmetic."""
-    if layer.groups != 1 or layer.dilation != (1, 1):
-        raise RingcertError("unsupported Conv2d: groups or dilation")
-    ci, h, w = shape
-    weight = layer.weight.detach().double().numpy()
-    co, _, kh, kw = weight.shape
-    (sh, sw), (ph, pw) = layer.stride, layer.padding
-    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    o_c, o_y, o_x, i_c, k_y, k_x = np.meshgrid(np.arange(co), np.arange(ho), np.arange(wo),
-                                               np.arange(ci), np.arange(kh), np.arange(kw),
-                                               indexing="ij", sparse=False)
-    iy, ix = o_y * sh - ph + k_y, o_x * sw - pw + k_x
-    valid = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-    rows = ((o_c * ho + o_y) * wo + o_x)[valid]
-    cols = ((i_c * h + iy) * w + ix)[valid]
-    vals = weight[o_c[valid], i_c[valid], k_y[valid], k_x[valid]]
-    matrix = sp.csr_matrix((vals, (rows, cols)), shape=(co * ho * wo, ci * h * w))
-    bias = np.zeros(co) if layer.bias is None else layer.bias.detach().double().numpy()
-    return matrix, np.repeat(bias, ho * wo), (co, ho, wo)
-
-
-def affine_map(layer: nn.Module, shape: tuple[int, ...]
-               ) -> tuple[sp.csr_matrix, np.ndarray, tuple[int, ...]]:
-    """Sparse matrix, bias and output shape of an affine layer on flat inputs of ``shape``."""
-    size = int(np.prod(shape))
-    if isinstance(layer, nn.Conv2d):
-        return _conv_matrix(layer, shape)  # type: ignore[arg-type]
-    if isinstance(layer, nn.Linear):
-        weight = layer.weight.detach().double().numpy()
-        bias = np.zeros(weight.shape[0]) if layer.bias is None else layer.bias.detach().double().numpy()
-        return sp.csr_matrix(weight), bias, (weight.shape[0],)
-    if isinstance(layer, nn.Flatten):
-        return sp.identity(size, format="csr"), np.zeros(size), (size,)
-    if isinstance(layer, nn.BatchNorm2d):
-        scale = (layer.weight / torch.sqrt(layer.running_var + layer.eps)).detach().double().numpy()
-        shift = layer.bias.detach().double().numpy() - layer.running_mean.detach().double().numpy() * scale
-        per = size // scale.shape[0]
-        return sp.diags(np.repeat(scale, per)).tocsr(), np.repeat(shift, per), shape
-    if isinstance(layer, nn.AvgPool2d):
-        c, h, w = shape
-        (kh, kw), (sh, sw), (ph, pw) = (_pair(layer.kernel_size), _pair(layer.stride),
-                                        _pair(layer.padding))
-        if ph or pw:
-            raise RingcertError("AvgPool2d with padding is not supported by the MILP encoding")
-        ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
-        o_c, o_y, o_x, k_y, k_x = np.meshgrid(np.arange(c), np.arange(ho), np.arange(wo),
-                                              np.arange(kh), np.arange(kw), indexing="ij")
-        rows = ((o_c * ho + o_y) * wo + o_x).ravel()
-        cols = ((o_c * h + o_y * sh + k_y) * w + o_x * sw + k_x).ravel()
-        matrix = sp.csr_matrix((np.full(rows.shape, 1.0 / (kh * kw)), (rows, cols)),
-                               shape=(c * ho * wo, size))
-        return matrix, np.zeros(c * ho * wo), (c, ho, wo)
-    raise RingcertError(f"unsupported layer for the MILP encoding: {type(layer).__name__}")
-
-
-def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
 def pad_bounds(lower: torch.Tensor, upper: torch.Tensor, *, absolute: float, relative: float
                ) -> tuple[np.ndarray, np.ndarray]:
     """Float64 bounds widened by ``absolute + relative * max(|l|, |u|)`` (float32 slack)."""
@@ -256,7 +198,7 @@ def encode(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor,
                 values, shape = _maxpool(builder, layer, values, shape, padded[position - 1],
                                          position - 1, stats, pool_budget)
             continue
-        matrix, bias, shape = affine_map(layer, shape)
+        matrix, bias, shape = layer_type(layer, "the MILP encoding").affine_map(layer, shape)
         pending = (matrix, bias) if pending is None else (matrix @ pending[0], matrix @ pending[1] + bias)
     if pending is None:
         pending = (sp.identity(values.var.shape[0], format="csr"), np.zeros(values.var.shape[0]))
@@ -363,8 +305,8 @@ def _maxpool(builder: _Builder, layer: nn.MaxPool2d, values: _Values, shape: tup
     binaries; the others get the Planet relaxation (Ehlers 2017) ``y >= x_i``,
     ``y <= max_i l_i + sum_i (x_i - l_i)``, ``y <= max_i u_i``, which keeps ROBUST sound.
     """
-    (kh, kw), (sh, sw), (ph, pw) = (_pair(layer.kernel_size), _pair(layer.stride), _pair(layer.padding))
-    if ph or pw or _pair(layer.dilation) != (1, 1) or layer.ceil_mode:
+    (kh, kw), (sh, sw), (ph, pw) = (pair(layer.kernel_size), pair(layer.stride), pair(layer.padding))
+    if ph or pw or pair(layer.dilation) != (1, 1) or layer.ceil_mode:
         raise RingcertError("MaxPool2d with padding, dilation or ceil_mode is not supported by the MILP")
     c, h, w = shape
     ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1

@@ -36,14 +36,16 @@ import numpy as np
 import torch
 
 from ringcert.problem import Problem
-from ringcert.verify.attack import best_point, falsify, pgd_attack
-from ringcert.verify.bounds import BoundMethod, network_bounds
-from ringcert.verify.milp_bounds import optimized_second_conv, supports_local
-from ringcert.verify.milp_encoding import Encoding, VarKind, encode
-from ringcert.verify.verdict import Status, Verdict, Verifier, VerifierKind, capped, check_witness
+from ringcert.verify.attack import falsify, pgd_attack
+from ringcert.verify.bounds import BoundMethod
+from ringcert.verify.bounds.cache import layer_bounds
+from ringcert.verify.milp.bounds import optimized_second_conv, supports_local
+from ringcert.verify.milp.encoding import Encoding, VarKind, encode
+from ringcert.verify.verdict import Verdict, Verifier, capped, check_witness, start_point
+from ringcert.vocabulary import Status, UnknownReason, VerifierKind
 
 if TYPE_CHECKING:
-    from ringcert.verify.propagation import LayerBoundsCache
+    from ringcert.verify.bounds.cache import LayerBoundsCache
 
 
 def quiet_highs() -> highspy.Highs:
@@ -62,28 +64,6 @@ def quiet_highs() -> highspy.Highs:
         os.close(saved)
     highs.setOptionValue("output_flag", False)
     return highs
-
-
-def layer_bounds(problem: Problem, eps: torch.Tensor, method: BoundMethod, *,
-                 cache: LayerBoundsCache | None = None
-                 ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], BoundMethod]:
-    """Per-layer output bounds with ``method`` (from ``cache`` when an earlier cascade stage
-    computed them for the same box), or IBP when ``method`` is not implemented."""
-    lo, hi = problem.box(eps)
-    try:
-        bounds = (network_bounds(problem.model, lo, hi, method=method) if cache is None
-                  else cache.bounds(problem.model, lo, hi, method=method))
-    except NotImplementedError:
-        method = BoundMethod.IBP
-        bounds = network_bounds(problem.model, lo, hi, method=method)
-    return [(lb.detach(), ub.detach()) for lb, ub in bounds.layers], method
-
-
-def unstable_relus(network: torch.nn.Sequential,
-                   bounds: list[tuple[torch.Tensor, torch.Tensor]]) -> int:
-    """ReLUs whose pre-activation bounds straddle zero (each one costs a binary)."""
-    return sum(int(((bounds[i - 1][0] < 0) & (bounds[i - 1][1] > 0)).sum())
-               for i, layer in enumerate(network) if isinstance(layer, torch.nn.ReLU) and i > 0)
 
 
 def assignment(encoding: Encoding, problem: Problem, z: torch.Tensor) -> np.ndarray:
@@ -162,19 +142,21 @@ class Milp(Verifier):
         self.keep = keep
         self.seed = seed
 
-    def _run(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None,
-             time_limit: float | None) -> Verdict:
+    def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
+             warm_start: Verdict | None, time_limit: float | None) -> Verdict:
         began = time.perf_counter()
-        bounds, method = layer_bounds(problem, eps, self.bounds, cache=self.cache)
-        unstable = unstable_relus(problem.model, bounds)
+        lo, hi = problem.box(eps)
+        layers = layer_bounds(problem.model, lo, hi, method=self.bounds, cache=self.cache)
+        bounds = [(lower.detach(), upper.detach()) for lower, upper in layers.layers]
+        unstable = layers.unstable(problem.model)
         if self.max_unstable is not None and unstable > self.max_unstable:
             return Verdict(status=Status.UNKNOWN, verifier=self.kind,
-                           stats={"unstable": unstable, "skipped_unstable": 1})
+                           reason=UnknownReason.SKIPPED_UNSTABLE, stats={"unstable": unstable})
+        start = start_point(hint, warm_start)
         if self.attack_restarts > 0:
-            found, hint = self._falsify(problem, eps, hint)
+            found, start = self._falsify(problem, eps, start)
             if found is not None:
                 return found
-        lo, hi = problem.box(eps)
         tighten: dict[str, int] = {}
         if self.tighten_steps > 0 and supports_local(problem.model):
             bounds, tighten = optimized_second_conv(problem.model, lo, hi, bounds,
@@ -182,33 +164,30 @@ class Milp(Verifier):
         encoding = encode(problem.model, lo, hi, bounds, target=problem.target, k=problem.k,
                           binary_budget=self.binary_budget, pool_budget=self.pool_budget)
         build_time = time.perf_counter() - began
-        start = self._start_point(problem, eps, hint) if self.warm_start else None
+        start = self._start_point(problem, eps, start) if self.warm_start else None
         run = _Solve(self, problem, eps, encoding, start,
                      time_limit=max(capped(self.time_limit, time_limit) - build_time, 0.01))
-        return run.verdict(stats={"bounds": method.value, "build_s": build_time, **tighten,
+        return run.verdict(stats={"bounds": self.bounds.value, "build_s": build_time, **tighten,
                                   **{key: int(value) for key, value in encoding.stats.items()}})
 
-    def _falsify(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None
-                 ) -> tuple[Verdict | None, Verdict]:
+    def _falsify(self, problem: Problem, eps: torch.Tensor, start: torch.Tensor | None
+                 ) -> tuple[Verdict | None, torch.Tensor]:
         """A stronger PGD run than the cascade's attack stage (more restarts and steps,
-        from the hint's best point): near the robustness boundary it refutes queries the
-        MILP would spend its whole budget on. Returns (NOT_ROBUST verdict or None, the run's
-        points as a hint for the warm start)."""
-        result = falsify(problem, eps, hint, restarts=self.attack_restarts,
+        from ``start``): near the robustness boundary it refutes queries the MILP would spend
+        its whole budget on. Returns (NOT_ROBUST verdict or None, the run's best point, the
+        solver's warm start)."""
+        result = falsify(problem, eps, start, restarts=self.attack_restarts,
                          steps=self.attack_steps, seed=self.seed + 1)
-        points = Verdict(status=Status.UNKNOWN, verifier=VerifierKind.ATTACK,
-                         weakest_points=result.points[: self.keep],
-                         weakest_margins=result.margins[: self.keep])
         if float(result.margins[0]) > 0:
-            return None, points
+            return None, result.points[0]
         return Verdict(status=Status.NOT_ROBUST, verifier=VerifierKind.MILP,
                        counterexample=result.points[0], weakest_points=result.points[: self.keep],
                        weakest_margins=result.margins[: self.keep],
-                       stats={"settled_by": "attack", "best_margin": float(result.margins[0])}), points
+                       settled_by=VerifierKind.ATTACK,
+                       stats={"best_margin": float(result.margins[0])}), result.points[0]
 
-    def _start_point(self, problem: Problem, eps: torch.Tensor, hint: Verdict | None
+    def _start_point(self, problem: Problem, eps: torch.Tensor, start: torch.Tensor | None
                      ) -> torch.Tensor:
-        start = best_point(hint)
         if start is not None:
             return start
         return pgd_attack(problem, eps, restarts=4, steps=20, step_fraction=0.1,
@@ -304,9 +283,12 @@ class _Solve:
             return Verdict(status=Status.NOT_ROBUST, verifier=VerifierKind.MILP, bound=bound,
                            counterexample=self.witness, weakest_points=points,
                            weakest_margins=margins, stats=stats)
-        robust = dual < -settings.tolerance
-        return Verdict(status=Status.ROBUST if robust else Status.UNKNOWN, verifier=VerifierKind.MILP,
-                       bound=bound,
+        if dual < -settings.tolerance:
+            return Verdict(status=Status.ROBUST, verifier=VerifierKind.MILP, bound=bound,
+                           weakest_points=points, weakest_margins=margins, stats=stats)
+        solved = status == highspy.HighsModelStatus.kOptimal
+        return Verdict(status=Status.UNKNOWN, verifier=VerifierKind.MILP, bound=bound,
+                       reason=UnknownReason.INCONCLUSIVE if solved else UnknownReason.TIMEOUT,
                        weakest_points=points, weakest_margins=margins, stats=stats)
 
     def _weakest(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:

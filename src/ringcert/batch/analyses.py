@@ -1,0 +1,97 @@
+"""The batch that ``ringcert analyze`` runs: one task per model x image x target side, and
+the per-image work each task does (analyze, render the heatmap).
+
+Images come from the DOUBLE-MNIST test split or from the user's ``--data`` file. A task's
+settings are ``AnalysisOptions.to_settings()``, the data file's path, and the content hash
+of every input file that shapes its result (a model file, a weights file, a data file),
+so editing a file under the same name is never mistaken for finished work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ringcert.batch.tasks import AnalysisTask, TaskOutput
+from ringcert.errors import RingcertError
+from ringcert.models.modelfile import SHIPPED
+from ringcert.options import AnalysisOptions
+from ringcert.vocabulary import Side, Weighting
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's content (read in chunks)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _input_files(model: str, options: AnalysisOptions, data: str | None) -> dict[str, str]:
+    """The data file's path and the content hashes of the task's input files, keyed by role."""
+    files: dict[str, str] = {}
+    if data is not None:
+        files["data"] = str(Path(data).resolve())
+        files["data_sha256"] = file_digest(Path(data))
+    if model not in SHIPPED and Path(model).is_file():
+        files["model_sha256"] = file_digest(Path(model))
+    if options.weights not in {weighting.value for weighting in Weighting}:
+        files["weights_sha256"] = file_digest(Path(options.weights))
+    return files
+
+
+def analysis_tasks(*, models: Sequence[str], indices: Sequence[int], sides: Sequence[Side],
+                   options: AnalysisOptions, data: str | None = None) -> list[AnalysisTask]:
+    """One task per model x image x side, with ``options`` and the inputs' content hashes;
+    ``data``: the user's image file (None: the DOUBLE-MNIST test split)."""
+    tasks = []
+    for model in models:
+        settings = {**options.to_settings(), **_input_files(model, options, data)}
+        tasks += [AnalysisTask(model=model, image_index=index, target=side, settings=settings)
+                  for index in indices for side in sides]
+    return tasks
+
+
+@lru_cache(maxsize=8)
+def _network(reference: str) -> tuple[str, Any, str]:
+    """Name, network and what is verified of its output (``logits``, or the logits before a
+    final Sigmoid / Softmax of an ONNX file)."""
+    from ringcert.models.modelfile import load_model
+
+    loaded = load_model(reference)
+    return loaded.name, loaded.network, str(loaded.metadata.get("verified_output", "logits"))
+
+
+def run_task(task: AnalysisTask) -> TaskOutput:
+    """The per-image work of a batch: analyze, and render the heatmap as an attachment.
+
+    An image whose target is not in the model's top-k (the precondition) gives a record
+    with ``skipped`` set, so a rerun does not retry it.
+    """
+    from ringcert.analysis import analyze
+    from ringcert.problem import parse_weights
+    from ringcert.report.heatmap import heatmap_png
+    from ringcert.samples import image, image_problem
+
+    options = AnalysisOptions.from_settings(task.settings)
+    name, network, output = _network(task.model)
+    side = Side(task.target)
+    data = task.settings.get("data")
+    one = image(task.image_index, data=data)
+    try:
+        problem = image_problem(network, one, target=side, k=options.k,
+                                weights=parse_weights(options.weights))
+    except RingcertError as error:
+        return TaskOutput(record={"model": name, "image_index": task.image_index,
+                                  "target": side.value, "skipped": str(error)})
+    result = analyze(problem, options, model_name=name, image_index=task.image_index, target=side)
+    record = {**result.to_json(), "data": data, "model_output": output}
+    png = heatmap_png(image=problem.image.numpy(), rings=problem.rings, epsilon=result.epsilon,
+                      perturbed_mask=problem.mask, target_mask=one.masks[0, side.column],
+                      title=(f"{name} #{task.image_index} target {side.value} ({problem.target}): "
+                             f"size {result.size:.3f}, {record['queries']['total']} queries"))
+    return TaskOutput(record=record, attachments={".png": png})

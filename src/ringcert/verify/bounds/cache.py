@@ -1,0 +1,47 @@
+"""Layer bounds shared across the stages of one query.
+
+In the cascade, CROWN, alpha-CROWN, branch and bound and the MILP all start from the same
+CROWN layer bounds of the same box; a ``LayerBoundsCache`` shared by the stages computes
+them once. ``layer_bounds`` is the one "get or compute" every verifier calls.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ringcert.verify.bounds.network import BoundMethod, NetworkBounds, network_bounds
+
+
+def _fingerprint(network: nn.Module) -> tuple[int, ...]:
+    """Version counters of every parameter and buffer: they change on any in-place update."""
+    return tuple(t._version for t in (*network.parameters(), *network.buffers()))
+
+
+class LayerBoundsCache:
+    """The layer bounds of the last query (one entry): reused when the same network object,
+    unchanged since, is asked for the same method on an identical box."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[nn.Module, tuple[int, ...], BoundMethod, NetworkBounds] | None = None
+
+    def get(self, network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor, *,
+            method: BoundMethod) -> NetworkBounds:
+        entry = self._entry
+        if entry is not None:
+            cached_net, version, cached_method, found = entry
+            if (cached_net is network and cached_method is method
+                    and version == _fingerprint(network) and torch.equal(found.input[0], lo)
+                    and torch.equal(found.input[1], hi)):
+                return found
+        found = network_bounds(network, lo, hi, method=method)
+        self._entry = (network, _fingerprint(network), method, found)
+        return found
+
+
+def layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor, *,
+                 method: BoundMethod, cache: LayerBoundsCache | None = None) -> NetworkBounds:
+    """``network_bounds``, from ``cache`` when one is given (and holds this query)."""
+    if cache is None:
+        return network_bounds(network, lo, hi, method=method)
+    return cache.get(network, lo, hi, method=method)

@@ -1,0 +1,39 @@
+"""table: the summary ``ringcert analyze`` prints, one line per analysis or skip record."""
+
+from ringcert.report.records import AnalysisRecord
+from ringcert.report.table import refuted_rings, summary_table
+
+HEADER = ("model    image target  t  p rings     size refuted queries  time s  note\n"
+          "------------------------------------------------------------------------")
+
+
+def analysis(maximality, **changes) -> AnalysisRecord:
+    rings = len(maximality)
+    raw = {"model": "pgd", "image_index": 3, "target": "right", "target_class": 7,
+           "perturbed_class": 1, "k": 2, "rings": rings, "ring_sizes": [50] * rings,
+           "weights": [1.0] * rings, "epsilon": [0.25] * rings, "size": 0.25 * rings,
+           "maximality": maximality, "queries": {"crown": 50, "attack": 7, "total": 57},
+           "time_s": 12.34, "algorithm": {"name": "guided", "shrink": "fixed"},
+           "verifier": "cascade", **changes}
+    return AnalysisRecord.from_json(raw)
+
+
+def test_the_refuted_count_reads_the_maximality_statuses():
+    record = analysis(["refuted", "unproven", "refuted", "saturated", "expandable"])
+    assert refuted_rings(record) == 2
+    assert refuted_rings(analysis(["unproven", "saturated", "unchecked"])) == 0
+    assert summary_table([record]) == HEADER + (
+        "\npgd          3 right   7  1     5    1.250       2      57    12.3")
+
+
+def test_a_skipped_row_says_why():
+    skipped = AnalysisRecord.from_json({"model": "none", "image_index": 0, "target": "left",
+                                        "skipped": "target 3 is not in the top-2"})
+    other = analysis(["refuted"], image_index=11, perturbed_class=None, time_s=0.04)
+    assert summary_table([skipped, other]).splitlines()[2:] == [
+        "none         0 left    skipped: target 3 is not in the top-2",
+        "pgd         11 right   7 None     1    0.250       1      57     0.0"]
+
+
+def test_no_records_leave_the_header():
+    assert summary_table([]) == HEADER
