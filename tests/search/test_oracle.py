@@ -63,7 +63,7 @@ def test_a_refuted_query_does_not_gate_the_next_one() -> None:
     assert refuted.status is Status.NOT_ROBUST
     assert refuted.verdict is not None and refuted.verdict.bound is not None
     assert refuted.verdict.bound < 0
-    proved = oracle.decide([0.1, 0.3])  # robust by enumeration (tests/verify/test_bab.py)
+    proved = oracle.decide([0.1, 0.3])  # robust by enumeration (tests/verify/bab/test_search.py)
     assert proved.status is Status.ROBUST
     assert spy.hints == [None, None]
     assert spy.warm[1] is refuted.verdict

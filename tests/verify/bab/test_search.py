@@ -1,6 +1,6 @@
 """Branch and bound (``verify/bab/search.py``) against exact answers and the MILP.
 
-Ground truth as in ``test_milp``: the exact optimum ``max_box -m(z)`` by enumerating the
+Ground truth from ``tests/fixtures.py``: the exact optimum ``max_box -m(z)`` by enumerating the
 activation patterns of tiny seeded networks. Checks: BaB's verdict at epsilons just below
 and just above the critical value (with the attack off, so NOT_ROBUST must come from a leaf
 minimizer); BaB never ROBUST where the attack refutes, and agrees with the MILP wherever
@@ -30,7 +30,7 @@ from ringcert.verify.verdict import check_witness
 from ringcert.vocabulary import Status, UnknownReason
 from tests.fixtures import MILP_CASES, THRESHOLD_CASES, conv_net, exact_optimum, mlp, pooled, tiny_problem
 
-# (factory, image shape, seed, k, epsilon direction): test_milp's threshold cases, plus
+# (factory, image shape, seed, k, epsilon direction): the MILP tests' threshold cases, plus
 # three whose proof below the critical value needs ~100 branches (found by a scan)
 CASES = [(*case, 2, None) for case in THRESHOLD_CASES] + [
     (mlp, (2, 2), 11, 1, [1 / 3, 1.0]),
