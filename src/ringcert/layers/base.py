@@ -22,7 +22,7 @@ takes the batch position, so the backward steps are plain batched tensor operati
 Parameters are always detached: gradients flow to the input box (epsilon) only.
 
 ``onnx`` and ``scipy.sparse`` are imported inside the methods that need them: loading them
-costs about 1 s and 0.3 s, which bound propagation and the model-file loader never pay.
+is slow, and bound propagation and the model-file loader never need them.
 """
 
 from __future__ import annotations

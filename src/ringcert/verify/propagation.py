@@ -85,9 +85,9 @@ class AlphaCrown(_BoundVerifier):
                  rel_padding: float = 1e-5, cache: LayerBoundsCache | None = None,
                  max_gap: float | None = None) -> None:
         """``max_gap``: in a cascade, skip the optimization (answer UNKNOWN at once) when the
-        hint is a CROWN verdict whose bound is below ``-max_gap``: measured on the guided
-        search's queries of the shipped models, alpha-CROWN only ever proved queries whose
-        CROWN bound was above -0.17, while it costs 5-10 CROWN queries."""
+        hint is a CROWN verdict on the same query whose bound is below ``-max_gap`` (on a
+        search's queries alpha-CROWN proves only those CROWN nearly proves, at the cost of
+        several CROWN queries: benchmarks/README.md)."""
         super().__init__(joint=joint, grid=grid, abs_padding=abs_padding, rel_padding=rel_padding,
                          cache=cache)
         self.steps = steps

@@ -32,9 +32,9 @@ def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECO
     below ``-complete_gap``, and ``max_unstable`` skips the MILP when more ReLUs are
     unstable (see ``Milp``). A single ``ringcert verify`` query runs every stage in full.
     alpha-CROWN starts each query from the previous query's slopes and then takes 5 steps
-    instead of 20 (as tight on the shipped models' search queries, at 40% of the time; see
-    ``AlphaCrown``). The cascade's complete stage is branch and bound: on the boundary
-    queries of ``benchmarks/complete.py`` it settles 8 of 30 within 60 s, the MILP 4.
+    instead of 20 (see ``AlphaCrown``). The cascade's complete stage is branch and bound,
+    which settles twice as many of ``benchmarks/complete.py``'s boundary queries as the MILP
+    (benchmarks/README.md has the measurements behind these choices).
     """
     from ringcert.verify.attack import Attack
     from ringcert.verify.bab import BranchAndBound

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 MIN_SECONDS = 2.0
 """Below this time limit a query answers UNKNOWN at once: the PGD phase and the root bound
-always run (about 1.5 s on the seed classifier), so a search's last seconds would overrun."""
+always run (over a second on the seed classifier), so a search's last seconds would overrun."""
 
 
 class _Points:
@@ -89,9 +89,8 @@ class BranchAndBound(Verifier):
     ``batch`` branches split per step; ``max_branches`` bounded branches per query (each
     open one holds its layer bounds: about 200 kB on the seed classifier); ``split`` the
     neuron choice (``SplitRule``); ``attack_restarts`` and ``attack_steps`` the PGD phase
-    before branching (``attack.falsify``, as strong as the MILP stage's: with 16 x 50 it
-    missed a counterexample the MILP's 32 x 100 found in 0.3 s, benchmarks/complete.py; 0
-    restarts: none, and no PGD on the leaves either); a one-restart PGD
+    before branching (``attack.falsify``, as strong as the MILP stage's, see
+    benchmarks/README.md; 0 restarts: none, and no PGD on the leaves either); a one-restart PGD
     of ``attack_steps`` steps also starts from a step's lowest-margin leaf minimizer when
     it is the best point so far, and every ``leaf_attack_every`` steps in any case;
     ``abs_padding`` + ``rel_padding`` * max |logit| the float32 slack a leaf bound must

@@ -7,7 +7,7 @@ bound; gradient steps may overshoot, so each row keeps the best value seen and t
 parameters that gave it. Adam (Kingma & Ba, ICLR 2015) is written out here rather than taken
 from ``torch.optim``: the same update, without the optimizer object's construction cost
 (branch and bound builds one per branch) and its first-use import of torch's compiler
-stack (1.7 s).
+stack (seconds).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ Cut = tuple[torch.Tensor, ...]
 
 CHUNK_ELEMENTS = 1 << 20
 """Rows per batch: their largest windows hold at most this many numbers (a few MB: small
-enough to stay in cache and out of fresh page-faulting allocations, 5-10x faster on CPU)."""
+enough to stay in cache and out of fresh page-faulting allocations)."""
 
 MAX_WINDOW_SHARE = 0.5
 """Use patches only when the windows hold at most this share of the layers' elements."""
@@ -144,7 +144,7 @@ def patch_bounds(network: nn.Sequential, inputs: Sequence[Interval], index: int,
 
 def _rows(cut: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
     """Each row's window of a cut (``cut[position]``, with ``index_select`` on a flat view:
-    2-3x faster on CPU than advanced indexing, which dominated the patch pass)."""
+    faster on CPU than advanced indexing, which dominated the patch pass)."""
     return cut.flatten(1).index_select(0, position).view(-1, *cut.shape[1:])
 
 
