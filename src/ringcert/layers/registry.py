@@ -1,5 +1,5 @@
 """Which ``LayerType`` handles a layer: by torch type, by model-spec op name, by ONNX op type
-(the supported vocabulary of DESIGN.md 2). Adding a layer type is one module and one entry
+(the supported vocabulary of docs/design.md section 2.6). Adding a layer type is one module and one entry
 in ``LAYER_TYPES``; every lookup below follows from it.
 
 Lookups by torch type match the exact class (a subclass may change ``forward``)."""

@@ -4,9 +4,9 @@ A network is a ``torch.nn.Sequential`` of the supported layers (``ringcert.layer
 whose types own each layer's spec). It is described by a JSON-able *spec* (a list of
 layer dicts) so that a model file can rebuild it without executing code. The default
 classifier follows the seed's figure 2: two convolutions, one max-pool, one fully
-connected layer, ReLU. Its sizes come from the measurements in ``shared/REFERENCES.md``:
-Conv(1,16,8,s4,p2) - Conv(16,32,5,s1,p2) - MaxPool 4 - FC(512,10), 12,288 ReLUs, accurate
-and small enough to verify on a CPU.
+connected layer, ReLU, sized to be accurate and small enough to verify on a CPU
+(docs/design.md section 4.3): Conv(1,16,8,s4,p2) - Conv(16,32,5,s1,p2) - MaxPool 4 -
+FC(512,10), 12,288 ReLUs.
 """
 
 from __future__ import annotations

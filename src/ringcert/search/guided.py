@@ -1,4 +1,4 @@
-"""The seed's oracle-guided search (Mour & Drachsler-Cohen 2023, section 3; DESIGN.md 3).
+"""The seed's oracle-guided search (Mour & Drachsler-Cohen 2023, section 3; docs/design.md sections 3.3-3.4).
 
 Built on MaRVeL (Kabaha & Drachsler-Cohen, VMCAI 2023), per ring instead of per pixel:
 start at the all-zero vector (robust by the precondition); at every iteration take a

@@ -1,4 +1,4 @@
-"""The maximality pass every search ends with (DESIGN.md section 3; the seed's condition 2).
+"""The maximality pass every search ends with (docs/design.md section 3.6; the seed's condition 2).
 
 For each ring ``d`` with ``eps_d < 1`` it tries ``eps + delta * e_d``: a checked
 counterexample means the ring is maximal at ``delta`` (``refuted``), an ``UNKNOWN`` means

@@ -1,7 +1,7 @@
-"""Training the seed's DOUBLE-MNIST classifier with multi-label BCE (DESIGN.md section 4).
+"""Training the seed's DOUBLE-MNIST classifier with multi-label BCE (docs/design.md section 4.3).
 
 Every epoch draws fresh training pairs from the training digits; Adam with a OneCycle
-schedule (the schedule that reached >93% top-2 in two minutes here, see REFERENCES.md).
+schedule (docs/references.md#smith2019onecycle; the shipped accuracies are in the README).
 The defense decides what the network sees: clean pairs, occluded pairs (L0), or PGD
 adversarial pairs (Madry). The test split is never touched during training.
 """

@@ -47,18 +47,45 @@ def pgd_attack(problem: Problem, eps: torch.Tensor, *, restarts: int, steps: int
                targeted: int = 0) -> AttackResult:
     """Minimize the margin over the box; best point per restart (sorted by margin). The
     last ``targeted`` of the ``restarts`` each aim at one of ``likely_sets``."""
+    lo, hi = problem.box(eps)
+    points, margins = _descend(problem, lo[None], hi[None], restarts=restarts, steps=steps,
+                               step_fraction=step_fraction, seed=seed, start=start,
+                               targeted=targeted)
+    order = torch.argsort(margins)
+    return AttackResult(points=points[order], margins=margins[order])
+
+
+def pgd_boxes(problem: Problem, lo: torch.Tensor, hi: torch.Tensor, *, restarts: int, steps: int,
+              step_fraction: float, seed: int, targeted: int = 0) -> AttackResult:
+    """``pgd_attack`` on many boxes at once (``lo``, ``hi``: (B, C, H, W)), one batch for all
+    of them (the frontier's bisection rounds): the best point and margin of each box."""
+    points, margins = _descend(problem, lo, hi, restarts=restarts, steps=steps,
+                               step_fraction=step_fraction, seed=seed, start=None, targeted=targeted)
+    per_box = margins.view(len(lo), restarts)
+    best = per_box.argmin(dim=1)
+    rows = torch.arange(len(lo)) * restarts + best
+    return AttackResult(points=points[rows], margins=margins[rows])
+
+
+def _descend(problem: Problem, lo: torch.Tensor, hi: torch.Tensor, *, restarts: int, steps: int,
+             step_fraction: float, seed: int, start: torch.Tensor | None, targeted: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best point and margin of every restart of every box (box-major rows); stops early once
+    every box has a point with margin <= 0."""
     if not 0 <= targeted <= restarts:
         raise ValueError("targeted must be between 0 and restarts")
-    sets = likely_sets(problem, targeted) if targeted else None
-    lo, hi = problem.box(eps)
+    boxes = len(lo)
+    lo, hi = lo.repeat_interleave(restarts, dim=0), hi.repeat_interleave(restarts, dim=0)
     width = hi - lo
     generator = torch.Generator().manual_seed(seed)
-    shape = (restarts, *problem.image.shape)
-    z = lo + torch.rand(shape, generator=generator) * width
-    z[0] = problem.image if start is None else start.reshape(problem.image.shape)
+    z = lo + torch.rand(lo.shape, generator=generator) * width
+    first = problem.image if start is None else start.reshape(problem.image.shape)
+    z[::restarts] = first
     z = torch.max(torch.min(z, hi), lo)
+    aimed_rows = (torch.arange(boxes * restarts) % restarts) >= restarts - targeted
+    sets = likely_sets(problem, targeted).repeat(boxes, 1) if targeted else None
     best_z = z.clone()
-    best_m = torch.full((restarts,), torch.inf)
+    best_m = torch.full((boxes * restarts,), torch.inf)
     step = step_fraction * width
     with torch.enable_grad():  # callers may be inside no_grad (the bound verifiers are)
         for index in range(steps + 1):
@@ -67,20 +94,19 @@ def pgd_attack(problem: Problem, eps: torch.Tensor, *, restarts: int, steps: int
             margin = topk_margin(logits, problem.target, problem.k)
             loss = margin
             if sets is not None:
-                aimed = logits[-targeted:]
+                aimed = logits[aimed_rows]
                 aimed = aimed[:, problem.target] - aimed.gather(1, sets).min(dim=1).values
-                loss = torch.cat([margin[: restarts - targeted], aimed])
+                loss = margin.masked_scatter(aimed_rows, aimed)
             better = margin.detach() < best_m
             best_m = torch.where(better, margin.detach(), best_m)
             best_z[better] = z.detach()[better]
-            if index == steps or bool((best_m <= 0).any()):
+            if index == steps or bool((best_m.view(boxes, restarts) <= 0).any(dim=1).all()):
                 break
             (grad,) = torch.autograd.grad(loss.sum(), z)
             decay = 1.0 if index < steps // 2 else 0.5  # halve the step for the last half
             with torch.no_grad():
                 z = torch.max(torch.min(z - decay * step * grad.sign(), hi), lo)
-    order = torch.argsort(best_m)
-    return AttackResult(points=best_z[order], margins=best_m[order])
+    return best_z, best_m
 
 
 def falsify(problem: Problem, eps: torch.Tensor, start: torch.Tensor | None, *, restarts: int,

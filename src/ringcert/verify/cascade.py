@@ -1,6 +1,6 @@
 """The default verifier: cheap stages first, each only when the earlier ones left UNKNOWN.
 
-attack -> CROWN -> alpha-CROWN -> a complete stage (DESIGN.md section 2 names the MILP;
+attack -> CROWN -> alpha-CROWN -> a complete stage (docs/design.md section 2.5;
 the registry's cascade ends with branch and bound, which settles twice as many boundary
 queries, see ``registry.make_verifier``). Each stage receives the previous verdict as a
 hint (a verdict on the same query: the gates read its bound, the complete stages start

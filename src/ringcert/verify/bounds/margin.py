@@ -1,4 +1,4 @@
-"""A sound lower bound on the top-k margin over an epsilon box (DESIGN.md section 2).
+"""A sound lower bound on the top-k margin over an epsilon box (docs/design.md section 2.5).
 
 IBP bounds the margin rows with the trailing affine layers done exactly on the interval
 bounds of their input (the "elision of the last layer" of Gowal et al. 2018). CROWN
