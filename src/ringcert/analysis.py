@@ -15,15 +15,17 @@ import numpy as np
 from ringcert.options import DEFAULTS, AnalysisOptions
 from ringcert.problem import Problem
 from ringcert.search.budget import BudgetSettings
+from ringcert.search.frontier import Frontier, attack_frontier
 from ringcert.search.result import SearchResult
 from ringcert.search.runner import SearchSettings, default_settings, run_search
 from ringcert.verify.verdict import Verifier
-from ringcert.vocabulary import Algorithm, Side, VerifierKind
+from ringcert.vocabulary import Algorithm, MaximalityStatus, Side, VerifierKind
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class AnalysisResult:
-    """One analysis: where it came from, the verified vector and what it cost."""
+    """One analysis: where it came from, the verified vector, what it cost, and (``frontier``)
+    where a strong attack first breaks the model beyond it."""
 
     model: str
     image_index: int | None
@@ -36,6 +38,7 @@ class AnalysisResult:
     verifier: str
     search: SearchResult
     version: str
+    frontier: Frontier | None = None
 
     @property
     def epsilon(self) -> np.ndarray:
@@ -44,6 +47,11 @@ class AnalysisResult:
     @property
     def size(self) -> float:
         return self.search.size
+
+    @property
+    def frontier_size(self) -> float | None:
+        """``w . u``: the size of the per-ring frontier (1 on unbreakable rings)."""
+        return None if self.frontier is None else float(np.dot(self.weights, self.frontier.upper()))
 
     def to_json(self) -> dict[str, Any]:
         search = self.search.to_json()
@@ -57,6 +65,8 @@ class AnalysisResult:
             "queries": search.pop("queries"), "time_s": search.pop("time_s"),
             "algorithm": search.pop("algorithm"), "verifier": self.verifier,
             "ringcert_version": self.version, **search,
+            "frontier": None if self.frontier is None else self.frontier.to_json(),
+            "frontier_size": self.frontier_size,
         }
 
 
@@ -90,6 +100,10 @@ def analyze(problem: Problem, options: AnalysisOptions = DEFAULTS, *,
     search = run_search(problem, engine, algorithm=options.algorithm, settings=settings,
                         budget=BudgetSettings(max_queries=options.max_queries,
                                               time_limit=options.time_limit))
+    frontier = None
+    if options.frontier:
+        frontier = attack_frontier(problem, search.epsilon, delta=options.delta)
+        search = refuted_by_frontier(search, frontier, delta=options.delta)
     return AnalysisResult(
         model=model_name, image_index=image_index,
         target=None if target is None else Side(target),
@@ -97,4 +111,17 @@ def analyze(problem: Problem, options: AnalysisOptions = DEFAULTS, *,
         ring_sizes=tuple(int(n) for n in problem.ring_sizes),
         weights=tuple(float(w) for w in problem.weights),
         verifier=engine.kind.value if verifier is not None else options.verifier.value,
-        search=search, version=__version__)
+        search=search, version=__version__, frontier=frontier)
+
+
+def refuted_by_frontier(search: SearchResult, frontier: Frontier, *, delta: float) -> SearchResult:
+    """Maximality as an interval: a ring whose frontier lies within ``delta`` of ``eps*`` has a
+    checked witness inside ``eps* + delta e_d``, so that step is refuted (the ring is maximal
+    at ``delta``), whatever the verifier could not prove."""
+    statuses = list(search.maximality)
+    for ring, (status, eps, found) in enumerate(zip(statuses, search.epsilon, frontier.rings,
+                                                   strict=True)):
+        if (status in (MaximalityStatus.UNPROVEN, MaximalityStatus.UNCHECKED)
+                and found.upper is not None and found.upper <= eps + delta):
+            statuses[ring] = MaximalityStatus.REFUTED
+    return replace(search, maximality=tuple(statuses))

@@ -272,7 +272,7 @@ def _analysis_options(args: argparse.Namespace, **variant: object) -> AnalysisOp
     parse_weights(args.weights)
     return AnalysisOptions(gradient=args.gradient, verifier=args.verifier, weights=args.weights,
                            delta=args.delta, k=args.k, max_queries=args.budget,
-                           time_limit=args.time_limit, **variant)
+                           time_limit=args.time_limit, frontier=args.frontier, **variant)
 
 
 def _run_analyses(args: argparse.Namespace, options: AnalysisOptions, out: str) -> None:
@@ -399,6 +399,9 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parallel.add_argument("--workers", type=_count, default=1, help="local worker processes")
     parallel.add_argument("--dask", metavar="ADDRESS",
                           help="Dask scheduler, e.g. tcp://host:8786 (instead of --workers)")
+    parser.add_argument("--no-frontier", dest="frontier", action="store_false",
+                        help="skip the attack frontier after the search (the model's own "
+                             "boundary beside the certificate: JSON frontier, table columns)")
     parser.add_argument("--force", action="store_true",
                         help="redo analyses whose results already exist")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

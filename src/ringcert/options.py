@@ -33,7 +33,9 @@ class AnalysisOptions:
     (``ringcert.problem.parse_weights``); ``delta``: the resolution of maximality;
     ``max_queries`` / ``time_limit``: the analysis's budget in verifier queries and
     seconds (None: no limit; the time limit is checked between queries). A time-limited
-    analysis depends on machine load; a query budget alone is reproducible.
+    analysis depends on machine load; a query budget alone is reproducible. ``frontier``:
+    after the search, attack the certified vector for the model's own boundary
+    (``ringcert.search.frontier``), outside the budget.
     """
 
     algorithm: Algorithm = Algorithm.GUIDED
@@ -45,6 +47,7 @@ class AnalysisOptions:
     k: int = 2
     max_queries: int | None = None
     time_limit: float | None = 20.0
+    frontier: bool = True
 
     def __post_init__(self) -> None:
         for name, kind in (("algorithm", Algorithm), ("shrink", Shrink),
@@ -59,6 +62,8 @@ class AnalysisOptions:
             raise RingcertError(f"delta must be in (0, 1], got {self.delta}")
         if not (isinstance(self.k, int) and 1 <= self.k <= MAX_K):
             raise RingcertError(f"k must be in 1..{MAX_K}, got {self.k}")
+        if not isinstance(self.frontier, bool):
+            raise RingcertError(f"frontier must be true or false, got {self.frontier!r}")
         if self.max_queries is not None and not (isinstance(self.max_queries, int)
                                                  and self.max_queries > 0):
             raise RingcertError(f"max_queries must be a positive integer, got {self.max_queries}")

@@ -142,7 +142,8 @@ class AnalysisRecord:
     why) only ``model``, ``image_index`` and ``target`` are: the tuples are empty and the
     other fields None, and the reports leave it out of every statistic. ``queries`` is the
     total verifier query count. ``raw`` is the parsed JSON for anything else (``history``,
-    ``task_key``, ...); it takes no part in equality.
+    ``task_key``, ...); it takes no part in equality. ``frontier_size`` and ``ray_scale``
+    are the attack frontier's (None for records without one, or a ray no attack broke).
     """
 
     model: str
@@ -163,7 +164,16 @@ class AnalysisRecord:
     gradient: GradientSource | None
     verifier: str | None
     skipped: str | None
+    frontier_size: float | None = None
+    ray_scale: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def gap(self) -> float | None:
+        """Frontier size minus certified size: how much the verifier leaves to the model."""
+        if self.frontier_size is None or self.size is None:
+            return None
+        return self.frontier_size - self.size
 
     @classmethod
     def from_json(cls, raw: Any) -> AnalysisRecord:
@@ -202,6 +212,8 @@ class AnalysisRecord:
             queries=_total_queries(_get(raw, "queries")),
             time_s=_float(_get(raw, "time_s"), "time_s"), algorithm=algorithm, shrink=shrink,
             gradient=gradient, verifier=_str(_get(raw, "verifier"), "verifier"), skipped=None,
+            frontier_size=_optional(_float, raw.get("frontier_size"), "frontier_size"),
+            ray_scale=_optional(_float, (raw.get("frontier") or {}).get("ray_scale"), "frontier.ray_scale"),
             raw=dict(raw))
         record._check_rings()
         return record
