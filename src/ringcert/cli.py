@@ -446,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser(
         "evaluate", formatter_class=_Help, help="clean and PGD-robust top-2 accuracy")
-    evaluate.add_argument("--model", default="none", help=MODEL_HELP)
+    evaluate.add_argument("--model", default=Defense.NONE.value, help=MODEL_HELP)
     evaluate.add_argument("--count", type=_count, default=2000, help="test images")
     evaluate.add_argument("--mnist-dir", help=MNIST_DIR_HELP)
     evaluate.add_argument("--data", metavar="FILE.npz", help=DATA_HELP)
@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser(
         "verify", formatter_class=_Help, help="answer one layered-neighborhood query")
-    verify.add_argument("--model", default="none", help=MODEL_HELP)
+    verify.add_argument("--model", default=Defense.NONE.value, help=MODEL_HELP)
     verify.add_argument("--index", type=_nonneg, required=True, help="image index")
     verify.add_argument("--target", choices=_values(Side), default=Side.RIGHT.value,
                         help="digit that must stay in the top-k (the other one is perturbed)")

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any
 
 from ringcert.errors import RingcertError
-from ringcert.vocabulary import Algorithm, GradientSource, Shrink, VerifierKind
+from ringcert.vocabulary import Algorithm, GradientSource, Shrink, VerifierKind, Weighting
 
 COMPLETE_SECONDS = 60.0
 """The complete stage's time limit for one query asked alone (``ringcert verify``,
@@ -42,7 +42,7 @@ class AnalysisOptions:
     shrink: Shrink = Shrink.FIXED
     gradient: GradientSource = GradientSource.BOTH
     verifier: VerifierKind = VerifierKind.CASCADE
-    weights: str = "uniform"
+    weights: str = Weighting.UNIFORM.value
     delta: float = 0.01
     k: int = 2
     max_queries: int | None = None

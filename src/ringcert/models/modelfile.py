@@ -20,8 +20,9 @@ from torch import nn
 
 from ringcert.errors import RingcertError
 from ringcert.models.architecture import build, spec_of_model
+from ringcert.vocabulary import Defense
 
-SHIPPED = ("none", "l0", "pgd")
+SHIPPED = tuple(defense.value for defense in Defense)  # one shipped model per training regime
 _META_KEY = "ringcert"
 
 

@@ -1,4 +1,4 @@
-"""Closed vocabularies of the searches and their frozen, JSON-serializable result."""
+"""The searches' frozen, JSON-serializable result (their vocabularies are in ``ringcert.vocabulary``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Branches of the branch and bound (``bab.py``): bounding one and splitting it.
+"""Branches of the branch and bound (``search.py``): bounding one and splitting it.
 
 A branch is a box (the epsilon box, or a part of it) plus a set of split neurons, each
 fixed above or below a threshold: ReLU pre-activations at 0 (active or inactive), and

@@ -176,7 +176,7 @@ def _reach(op: LayerType, layer: nn.Module, mask: torch.Tensor) -> torch.Tensor:
 def branch_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor,
                         given: Sequence[Interval], *, start: int, changed: torch.Tensor
                         ) -> list[Interval] | None:
-    """Layer bounds on a sub-domain of a branch and bound branch (``verify/branching.py``).
+    """Layer bounds on a sub-domain of a branch and bound branch (``verify/bab/branching.py``).
 
     ``given[i]`` already bounds layer ``i``'s output on the sub-domain: the parent's bounds,
     with split neurons clamped to ``[max(l, 0), u]`` or ``[l, min(u, 0)]``. Layers before

@@ -1,6 +1,6 @@
 """The complete verifier: the MIPVerify MILP of the top-k margin, solved with HiGHS.
 
-Tjeng, Xiao & Tedrake, ICLR 2019 (encoding in ``milp_encoding``). What makes it finish:
+Tjeng, Xiao & Tedrake, ICLR 2019 (encoding in ``encoding``). What makes it finish:
 
 - pre-activation bounds from CROWN (IBP only when CROWN is unavailable), padded for
   float32 rounding, so that few ReLUs are unstable and big-M constants are small;
@@ -13,7 +13,7 @@ Tjeng, Xiao & Tedrake, ICLR 2019 (encoding in ``milp_encoding``). What makes it 
   unstable ReLUs, triangle relaxation for the rest, as MaRVeL / ERAN do), which keeps
   ROBUST sound; its incumbents count only after the forward-pass check.
 - optionally alpha-optimized (LP-tight) bounds for the second convolution
-  (``milp_bounds``), a max-pool window budget (Planet relaxation beyond it), and a
+  (``bounds``), a max-pool window budget (Planet relaxation beyond it), and a
   stronger PGD phase before the MILP (the cascade's default: near the robustness
   boundary the MILP of the seed classifier rarely finishes its root LP in 60 s, while a
   longer attack refutes some queries in about a second).
@@ -107,7 +107,7 @@ class Milp(Verifier):
     point; ``early_stop`` once the sign is known; ``tolerance`` the safety margin a dual
     bound must clear to prove ROBUST; ``threads`` for HiGHS; ``keep`` weakest points;
     ``tighten_steps`` > 0 tightens the second convolution's bounds by alpha-optimization
-    (``milp_bounds``); ``pool_budget`` max-pool windows keeping binaries (None: all);
+    (``bounds``); ``pool_budget`` max-pool windows keeping binaries (None: all);
     ``solver_options`` extra HiGHS options; ``attack_restarts`` > 0 runs a stronger PGD
     (``attack_steps`` steps) first, which can settle NOT_ROBUST before any MILP;
     ``max_unstable`` answers UNKNOWN without building the MILP (or running that attack)
