@@ -99,3 +99,28 @@ def test_verify_json_stdout_is_pure_json_when_the_milp_runs():
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["verifier"] == "milp" and record["status"] in {"robust", "unknown"}
+
+
+def test_verify_frontier_writes_witnesses_that_break_their_boxes(tmp_path, capsys):
+    import torch
+
+    from ringcert.models.modelfile import load_model
+    from ringcert.samples import sample_problem, test_sample
+    from ringcert.verify.verdict import check_witness
+
+    folder = tmp_path / "witnesses"
+    code, out, err = run(capsys, "verify", "--model", "pgd", "--index", "0", "--eps-uniform", "0.02",
+                         "--verifier", "crown", "--frontier", "--save-witnesses", str(folder), "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["status"] == "robust"
+    problem = sample_problem(load_model("pgd").network, test_sample(0))
+    eps = np.asarray(record["epsilon"])
+    saved = sorted(folder.glob("ring-*.npy"))
+    assert saved and len(saved) == sum(upper is not None for upper in record["frontier"]["rings"])
+    for path in saved:
+        ring = int(path.stem.split("-")[1])
+        box = eps.copy()
+        box[ring] = record["frontier"]["rings"][ring]
+        assert box[ring] >= eps[ring]
+        assert check_witness(problem, torch.as_tensor(box), torch.from_numpy(np.load(path))) is not None

@@ -96,7 +96,8 @@ def analyze(problem: Problem, options: AnalysisOptions = DEFAULTS, *,
         if options.algorithm is Algorithm.GUIDED:
             extra = {"shrink": options.shrink, "gradient": options.gradient}
         settings = default_settings(options.algorithm, delta=options.delta, **extra)
-    engine = verifier if verifier is not None else search_verifier(options.verifier)
+    engine = verifier if verifier is not None else search_verifier(
+        options.verifier, deterministic=options.deterministic)
     search = run_search(problem, engine, algorithm=options.algorithm, settings=settings,
                         budget=BudgetSettings(max_queries=options.max_queries,
                                               time_limit=options.time_limit))

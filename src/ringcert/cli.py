@@ -11,12 +11,16 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from ringcert.errors import RingcertError
 from ringcert.options import COMPLETE_SECONDS, DEFAULTS, AnalysisOptions
 from ringcert.output_paths import output_file, output_folder
 from ringcert.vocabulary import Algorithm, Defense, GradientSource, Shrink, Side, VerifierKind
+
+if TYPE_CHECKING:
+    from ringcert.search.frontier import Frontier
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -227,14 +231,23 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
         model_path, property_path = export_query(problem, eps, args.export_vnnlib)
         print(f"wrote {model_path} and {property_path}", file=sys.stderr)
+    if args.save_witnesses:
+        output_folder(args.save_witnesses, "--save-witnesses")
     verdict = make_verifier(args.verifier, time_limit=args.time_limit).verify(problem, eps)
     if args.save_counterexample and verdict.counterexample is not None:
         np.save(args.save_counterexample, verdict.counterexample.numpy())
+    frontier = None
+    if args.frontier:
+        from ringcert.search.frontier import attack_frontier
+
+        frontier = attack_frontier(problem, eps)
+        if args.save_witnesses:
+            save_witnesses(frontier, args.save_witnesses)
     record = {"model": loaded.name, "model_output": loaded.metadata.get("verified_output", "logits"),
               "data": source.data, "image_index": index, "target": side.value,
               "target_class": problem.target, "perturbed_class": problem.perturbed_class,
               "k": problem.k, "rings": problem.num_rings, "epsilon": eps,
-              **verdict.to_json()}
+              **verdict.to_json(), "frontier": None if frontier is None else frontier.to_json()}
     if args.json:
         print(json.dumps(record, indent=2))
         return
@@ -244,6 +257,28 @@ def cmd_verify(args: argparse.Namespace) -> None:
           f"rings; bound {bound}; {record['time_s']:.3f}s")
     if args.save_counterexample and verdict.counterexample is not None:
         print(f"counterexample saved to {args.save_counterexample}")
+    if frontier is not None:
+        upper = frontier.upper()
+        ray = "unbroken" if frontier.ray_scale is None else f"{frontier.ray_scale:.3f}"
+        print(f"frontier: the attack breaks {ray} x eps; per ring it needs a median "
+              f"{float(np.median(upper - np.asarray(eps))):.3f} more "
+              f"({sum(ring.upper is None for ring in frontier.rings)} rings unbreakable); "
+              f"{frontier.time_s:.1f}s")
+        if args.save_witnesses:
+            print(f"witnesses saved to {args.save_witnesses}/")
+
+
+def save_witnesses(frontier: Frontier, folder: str) -> None:
+    """The frontier's checked witnesses as .npy files: ``ray.npy`` and ``ring-<d>.npy``."""
+    import numpy as np
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    if frontier.ray_witness is not None:
+        np.save(out / "ray.npy", frontier.ray_witness.numpy())
+    for ring, found in enumerate(frontier.rings):
+        if found.witness is not None:
+            np.save(out / f"ring-{ring}.npy", found.witness.numpy())
 
 
 def _indices(text: str) -> list[range]:
@@ -272,7 +307,15 @@ def _analysis_options(args: argparse.Namespace, **variant: object) -> AnalysisOp
     parse_weights(args.weights)
     return AnalysisOptions(gradient=args.gradient, verifier=args.verifier, weights=args.weights,
                            delta=args.delta, k=args.k, max_queries=args.budget,
-                           time_limit=args.time_limit, frontier=args.frontier, **variant)
+                           time_limit=_time_limit(args), frontier=args.frontier, **variant)
+
+
+def _time_limit(args: argparse.Namespace) -> float | None:
+    """``--time-limit`` if given; else none with ``--budget`` (a reproducible run: its result
+    does not depend on the machine's load), else the default."""
+    if args.time_limit is not None:
+        return args.time_limit
+    return None if args.budget is not None else DEFAULTS.time_limit
 
 
 def _run_analyses(args: argparse.Namespace, options: AnalysisOptions, out: str) -> None:
@@ -333,8 +376,6 @@ def comparison_variants(algorithms: Sequence[Algorithm], shrinks: Sequence[Shrin
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from ringcert.report.compare import compare, markdown_table
 
     if args.run_missing:
@@ -393,8 +434,10 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delta", type=float, default=DEFAULTS.delta, help="resolution of maximality")
     parser.add_argument("--budget", type=_count, default=DEFAULTS.max_queries,
                         help="verifier queries per analysis (reproducible, unlike the time limit)")
-    parser.add_argument("--time-limit", type=_seconds, default=DEFAULTS.time_limit,
-                        help="seconds per analysis, checked between queries")
+    parser.add_argument("--time-limit", type=_seconds,
+                        help=f"seconds per analysis, checked between queries (default: "
+                             f"{DEFAULTS.time_limit:g}; none with --budget, which then runs "
+                             "reproducibly)")
     parallel = parser.add_mutually_exclusive_group()
     parallel.add_argument("--workers", type=_count, default=1, help="local worker processes")
     parallel.add_argument("--dask", metavar="ADDRESS",
@@ -470,6 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help=JSON_HELP)
     verify.add_argument("--save-counterexample", metavar="FILE.npy",
                         help="write the checked counterexample (C, H, W) there, if one is found")
+    verify.add_argument("--frontier", action="store_true",
+                        help="also attack the vector for the model's own boundary: the ray scale "
+                             "and the per-ring frontier (docs/design.md section 3.7)")
+    verify.add_argument("--save-witnesses", metavar="DIR",
+                        help="with --frontier: write the frontier's checked witnesses there as .npy")
     verify.add_argument("--export-vnnlib", metavar="DIR",
                         help="also write the model as ONNX and the query as VNN-LIB")
     verify.add_argument("--mnist-dir", help=MNIST_DIR_HELP)

@@ -72,6 +72,12 @@ class AnalysisOptions:
                                                 and self.time_limit > 0):
             raise RingcertError(f"time_limit must be a positive number of seconds, got {self.time_limit}")
 
+    @property
+    def deterministic(self) -> bool:
+        """A query budget and no time limit: the analysis does not depend on machine load
+        (the complete stage is then bounded by work, not time; ``verify.registry``)."""
+        return self.max_queries is not None and self.time_limit is None
+
     def to_settings(self) -> dict[str, Any]:
         """JSON-ready settings (enum values as strings)."""
         return {key: value.value if isinstance(value, Enum) else value

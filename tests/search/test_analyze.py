@@ -96,3 +96,34 @@ def test_reported_boxes_on_shipped_models_survive_a_strong_attack(name):
     assert engine.verify(problem, eps).status is not Status.NOT_ROBUST
     attack = pgd_attack(problem, eps, restarts=64, steps=200, step_fraction=0.05, seed=123)
     assert float(attack.margins.min()) > 0
+
+
+def _without_seconds(record):
+    """A record with its wall-clock fields dropped (everything else must repeat exactly)."""
+    record = {key: value for key, value in record.items() if key != "time_s"}
+    if record.get("frontier"):
+        record["frontier"] = {k: v for k, v in record["frontier"].items() if k != "time_s"}
+    return record
+
+
+def test_a_query_budget_without_time_limit_repeats_exactly():
+    """Deterministic mode (``--budget``, no time limit): the same analysis twice gives the same
+    JSON but for the seconds, with the cascade's branch and bound bounded by work, not time."""
+    from ringcert.options import AnalysisOptions
+    from tests.fixtures import mlp, tiny_problem
+
+    options = AnalysisOptions(max_queries=25, time_limit=None, delta=0.05)
+    assert options.deterministic and not AnalysisOptions().deterministic
+    runs = [json.loads(json.dumps(analyze(tiny_problem(mlp(11), (2, 2), 11, k=1), options).to_json()))
+            for _ in range(2)]
+    assert _without_seconds(runs[0]) == _without_seconds(runs[1])
+    assert runs[0]["queries"]["total"] <= 25 and runs[0]["frontier"] is not None
+
+
+def test_cli_budget_turns_the_default_time_limit_off(tmp_path):
+    from ringcert.cli import _time_limit, build_parser
+
+    parse = build_parser().parse_args
+    assert _time_limit(parse(["analyze", "--budget", "5"])) is None
+    assert _time_limit(parse(["analyze"])) == 20.0
+    assert _time_limit(parse(["analyze", "--budget", "5", "--time-limit", "7"])) == 7.0

@@ -93,5 +93,7 @@ def run_task(task: AnalysisTask) -> TaskOutput:
     png = heatmap_png(image=problem.image.numpy(), rings=problem.rings, epsilon=result.epsilon,
                       perturbed_mask=problem.mask, target_mask=one.masks[0, side.column],
                       title=(f"{name} #{task.image_index} target {side.value} ({problem.target}): "
-                             f"size {result.size:.3f}, {record['queries']['total']} queries"))
+                             f"size {result.size:.3f}, {record['queries']['total']} queries"),
+                      frontier=None if result.frontier is None else result.frontier.upper(),
+                      weights=result.weights)
     return TaskOutput(record=record, attachments={".png": png})

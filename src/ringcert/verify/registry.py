@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ringcert.options import COMPLETE_SECONDS
 from ringcert.verify.verdict import Verifier
 from ringcert.vocabulary import VerifierKind
@@ -19,10 +21,16 @@ SEARCH_COMPLETE_GAP = 0.0
 SEARCH_MAX_UNSTABLE = 150
 SEARCH_ALPHA_GAP = 0.5
 
+# Work limits instead of time limits, for runs that must not depend on the machine's load
+# (a query budget and no time limit): the complete stage stops after this many branches
+# (branch and bound) or nodes (the MILP), whatever the clock says.
+DETERMINISTIC_BRANCHES = 400
+DETERMINISTIC_NODES = 2000
+
 
 def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECONDS,
                   max_unstable: int | None = None, alpha_gap: float | None = None,
-                  complete_gap: float | None = None) -> Verifier:
+                  complete_gap: float | None = None, deterministic: bool = False) -> Verifier:
     """A verifier with default settings.
 
     ``time_limit`` bounds the complete stage (branch and bound, or the MILP for ``milp``)
@@ -34,7 +42,9 @@ def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECO
     alpha-CROWN starts each query from the previous query's slopes and then takes 5 steps
     instead of 20 (see ``AlphaCrown``). The cascade's complete stage is branch and bound,
     which settles twice as many of ``benchmarks/complete.py``'s boundary queries as the MILP
-    (benchmarks/README.md has the measurements behind these choices).
+    (benchmarks/README.md has the measurements behind these choices). ``deterministic``:
+    the complete stage is bounded by work (``DETERMINISTIC_BRANCHES`` / ``_NODES``), not by
+    ``time_limit``, so the same query gives the same answer on any machine load.
     """
     from ringcert.verify.attack import Attack
     from ringcert.verify.bab import BranchAndBound
@@ -42,6 +52,9 @@ def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECO
     from ringcert.verify.propagation import AlphaCrown, Crown, Ibp
 
     name = VerifierKind(name)
+    work: dict[str, object] = {}
+    if deterministic:
+        time_limit, work = math.inf, {"max_branches": DETERMINISTIC_BRANCHES}
     if name is VerifierKind.ATTACK:
         return Attack()
     if name is VerifierKind.CASCADE:
@@ -51,14 +64,15 @@ def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECO
         return Cascade(stages=[Attack(), Crown(cache=shared),
                                AlphaCrown(cache=shared, max_gap=alpha_gap, warm_steps=WARM_STEPS),
                                BranchAndBound(time_limit=time_limit, cache=shared,
-                                              max_gap=complete_gap)])
+                                              max_gap=complete_gap, **work)])
     if name is VerifierKind.MILP:
         from ringcert.verify.milp import Milp
 
         # a stronger PGD phase first: near the boundary it refutes what the MILP cannot settle
-        return Milp(time_limit=time_limit, attack_restarts=32, max_unstable=max_unstable)
+        nodes = {"solver_options": {"mip_max_nodes": DETERMINISTIC_NODES}} if deterministic else {}
+        return Milp(time_limit=time_limit, attack_restarts=32, max_unstable=max_unstable, **nodes)
     if name is VerifierKind.BAB:
-        return BranchAndBound(time_limit=time_limit, max_gap=complete_gap)
+        return BranchAndBound(time_limit=time_limit, max_gap=complete_gap, **work)
     if name is VerifierKind.IBP:
         return Ibp()
     if name is VerifierKind.CROWN:
@@ -66,8 +80,10 @@ def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECO
     return AlphaCrown(max_gap=alpha_gap, warm_steps=WARM_STEPS)
 
 
-def search_verifier(name: VerifierKind | str) -> Verifier:
+def search_verifier(name: VerifierKind | str, *, deterministic: bool = False) -> Verifier:
     """The verifier ``name`` with the search-tuned gates and limits above (a search's time
-    limit lowers the complete stage's limit further, see ``search.budget.QUERY_SHARE``)."""
+    limit lowers the complete stage's limit further, see ``search.budget.QUERY_SHARE``);
+    ``deterministic``: work limits instead of time limits (see ``make_verifier``)."""
     return make_verifier(name, time_limit=SEARCH_COMPLETE_SECONDS, max_unstable=SEARCH_MAX_UNSTABLE,
-                         alpha_gap=SEARCH_ALPHA_GAP, complete_gap=SEARCH_COMPLETE_GAP)
+                         alpha_gap=SEARCH_ALPHA_GAP, complete_gap=SEARCH_COMPLETE_GAP,
+                         deterministic=deterministic)
