@@ -8,6 +8,7 @@ import io
 
 import numpy as np
 import pytest
+from matplotlib.collections import PathCollection
 from matplotlib.colors import LogNorm
 from matplotlib.image import imread
 
@@ -55,13 +56,14 @@ def test_save_heatmap_writes_a_png_and_no_leftovers(tmp_path):
 
 
 def _scene():
-    """The issue's case: ring 1 at 0.11, the corner ring at 1.0, the rest small or 0; a frontier
-    above it (1 = unbreakable on the far rings)."""
+    """The issue's case: ring 1 at 0.11, the one-pixel corner ring at 1.0, the rest small or 0;
+    a frontier above it (1 = unbreakable on the far rings)."""
     mask = np.zeros((24, 24), dtype=bool)
     mask[2:6, 2:5] = True
     target = np.zeros_like(mask)
     target[14:20, 14:19] = True
     rings = ring_map(mask)
+    rings[-1, -1] = rings.max() + 1  # a one-pixel corner ring, as on DOUBLE-MNIST image 0
     count = int(rings.max()) + 1
     eps = np.zeros(count)
     eps[1], eps[3:6], eps[-1] = 0.11, 0.004, 1.0
@@ -100,7 +102,7 @@ def test_frontier_gives_two_panels_on_one_shared_scale():
         assert len(outlines) == 2, name
     assert both["certified"].get_legend() is not None
     labels = [text.get_text() for text in both["certified"].get_legend().get_texts()]
-    assert labels == ["perturbed object", "target object"]
+    assert labels[:2] == ["perturbed object", "target object"]
     wide = imread(io.BytesIO(heatmap_png(**scene, frontier=upper)))
     narrow = imread(io.BytesIO(heatmap_png(**scene)))
     assert wide.shape[1] > 1.5 * narrow.shape[1]
@@ -139,7 +141,8 @@ def test_share_strip_shows_where_the_size_comes_from():
     scene, _ = _scene()
     eps = scene["epsilon"]
     weights = np.linspace(1.0, 2.0, len(eps))
-    share_axes = _axes(heatmap_figure(**scene, weights=weights))["share"]
+    drawn = _axes(heatmap_figure(**scene, weights=weights))
+    share_axes = drawn["share"]
     expected = weights * eps / np.dot(weights, eps)
     np.testing.assert_allclose(size_share(eps, weights), expected)
     np.testing.assert_allclose([bar.get_height() for bar in share_axes.patches], 100 * expected)
@@ -147,4 +150,15 @@ def test_share_strip_shows_where_the_size_comes_from():
     pixels = int((scene["rings"] == corner).sum())
     assert (f"ring {corner} ({pixels} px, eps 1.00): {100 * expected[corner]:.0f}% of size"
             in share_axes.get_title())
+    # the heatmap rings the pixels of the ring that carries the most
+    legend = [text.get_text() for text in drawn["certified"].get_legend().get_texts()]
+    assert legend[-1] == f"largest share: ring {corner} ({100 * expected[corner]:.0f}% of size)"
+    ringed = [item for item in drawn["certified"].collections if isinstance(item, PathCollection)]
+    circled = {tuple(np.rint(point).astype(int)) for item in ringed for point in item.get_offsets()}
+    rows, cols = np.nonzero(scene["rings"] == corner)
+    assert circled == set(zip(cols.tolist(), rows.tolist(), strict=True))
     assert not size_share(np.zeros(3)).any()
+    # a size spread over the rings (as on the pgd model) has no ring to point at
+    spread = _axes(heatmap_figure(**{**scene, "epsilon": np.full(len(eps), 0.1)}))["certified"]
+    assert [text.get_text() for text in spread.get_legend().get_texts()] == [
+        "perturbed object", "target object"]

@@ -24,7 +24,10 @@ to the 99th percentile and clipped everything above it):
 - colour shows epsilon, not size: a ring's share of the size ``w . eps`` also scales with
   its weight. So a strip under the certified heatmap plots each ring's **share of the
   size**, ``w_d eps*_d / (w . eps*)`` against ring distance, and names the largest share
-  with its ring's pixel count and epsilon (``ring 43 (1 px, eps 1.00): 73% of size``).
+  with its ring's pixel count and epsilon (``ring 43 (1 px, eps 1.00): 73% of size``);
+  when one ring supplies at least a quarter of the size, the heatmap rings its pixels in
+  magenta (a circle per pixel when it has at most 8, else a dashed outline), so a one-pixel
+  corner that carries the size cannot be overlooked.
 
 Reads results only; never verifies. The PNG is written atomically.
 """
@@ -44,6 +47,9 @@ if TYPE_CHECKING:
 EPS_FLOOR = 1e-3
 """The lowest epsilon the colour scale shows; below it a ring is left uncoloured."""
 OVERLAY_ALPHA = 0.65
+HIGHLIGHT = "magenta"
+HIGHLIGHT_SHARE = 0.25
+"""A ring that supplies at least this share of the size is ringed on the heatmap."""
 
 
 def epsilon_map(rings: np.ndarray, epsilon: np.ndarray) -> np.ndarray:
@@ -109,7 +115,7 @@ def save_heatmap(path: str | Path, *, image: np.ndarray, rings: np.ndarray,
 
 
 def _draw_panel(axes, picture: np.ndarray, per_pixel: np.ndarray, *, norm, cmap, masks,
-                legend: bool):
+                legend: bool, highlight: tuple[np.ndarray, str] | None = None):
     axes.imshow(picture, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     shown = axes.imshow(per_pixel, cmap=cmap, norm=norm, alpha=OVERLAY_ALPHA,
                         interpolation="nearest")
@@ -121,6 +127,18 @@ def _draw_panel(axes, picture: np.ndarray, per_pixel: np.ndarray, *, norm, cmap,
             axes.contour(np.asarray(mask, dtype=float), levels=[0.5], colors=colour,
                          linewidths=1.2)
             handles.append(Line2D([], [], color=colour, label=label))
+    if highlight is not None:
+        # the ring that supplies the largest share of the size, ringed even if it is one pixel
+        where, label = highlight
+        rows, cols = np.nonzero(where)
+        if len(rows) <= 8:
+            axes.scatter(cols, rows, s=90, facecolors="none", edgecolors=HIGHLIGHT,
+                         linewidths=1.3, clip_on=False, zorder=4)
+        else:
+            axes.contour(where.astype(float), levels=[0.5], colors=HIGHLIGHT, linewidths=1.0,
+                         linestyles="dashed")
+        handles.append(Line2D([], [], color=HIGHLIGHT, linestyle="none", marker="o",
+                              markerfacecolor="none", label=label))
     if handles and legend:
         box = axes.legend(handles=handles, loc="lower left", fontsize=7, framealpha=0.6,
                           facecolor="black", labelcolor="white")
@@ -134,7 +152,7 @@ def _share_strip(axes, share: np.ndarray, epsilon: np.ndarray, pixels: np.ndarra
     distance = np.arange(len(share))
     axes.bar(distance, 100 * share, width=0.8, color="tab:blue")
     axes.set_xlim(-0.6, len(share) - 0.4)
-    axes.set_ylim(0, 105)
+    axes.set_ylim(0, max(1.0, 115 * float(share.max())))  # a spread-out size stays readable
     axes.set_ylabel("% of size", fontsize=7)
     axes.set_xlabel("ring distance", fontsize=7)
     axes.tick_params(labelsize=6)
@@ -191,8 +209,13 @@ def heatmap_figure(*, image: np.ndarray, rings: np.ndarray, epsilon: np.ndarray,
     grid = figure.add_gridspec(2, columns, height_ratios=[4.0, 1.1])
     panels = [figure.add_subplot(grid[0, 0])]
     panels[0].set_label("certified")
+    highlight = None
+    if share.max() >= HIGHLIGHT_SHARE:
+        largest = int(np.argmax(share))
+        highlight = (rings == largest,
+                     f"largest share: ring {largest} ({100 * share[largest]:.0f}% of size)")
     shown = _draw_panel(panels[0], picture, epsilon_map(rings, eps), norm=norm, cmap=cmap,
-                        masks=masks, legend=True)
+                        masks=masks, legend=True, highlight=highlight)
     if gap is None:
         panels[0].set_title("certified eps*", fontsize=8)
     else:
