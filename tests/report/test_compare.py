@@ -12,12 +12,15 @@ from ringcert.batch import ResultStore, run_batch
 from ringcert.data.double_mnist import DoubleMnist
 from ringcert.errors import RingcertError
 from ringcert.report.compare import (
+    Estimate,
     compare,
     compare_loaded,
     mean_with_band,
+    paired_comparison,
     plot_heatmap_pair,
     size_distribution_figure,
     summarize,
+    two_sided,
     variant_labels,
 )
 from ringcert.report.records import AnalysisRecord, Loaded, Variant, read_analyses
@@ -78,6 +81,17 @@ def test_tight_fraction_ignores_saturated_rings():
     assert [row.verifier for row in rows] == ["v", "w"]
     assert rows[0].tight_fraction == pytest.approx(3 / 4)
     assert math.isnan(rows[1].tight_fraction)
+
+
+def test_summary_has_the_t_interval_of_the_mean_size(tmp_path):
+    rows = summarize([analysis(size=1.0), analysis(size=2.0), analysis(size=3.0),
+                      analysis(size=5.0, verifier="w")])
+    half = 4.302653 / math.sqrt(3)  # t(0.975, 2) * sd 1 / sqrt(3)
+    assert (rows[0].size_ci_low, rows[0].size_ci_high) == pytest.approx((2 - half, 2 + half), rel=1e-6)
+    assert math.isnan(rows[1].size_ci_low) and math.isnan(rows[1].size_ci_high)  # one analysis
+    comparison = compare_loaded(Loaded.of([analysis(size=1.0), analysis(size=3.0)]), tmp_path)
+    line = comparison.markdown.read_text().splitlines()[2]
+    assert "| 2 | [-10.71, 14.71] | 2 |" in line  # t(0.975, 1) = 12.706, sd sqrt(2) / sqrt(2)
 
 
 def test_mean_with_band():
@@ -260,3 +274,135 @@ def test_cli_compare_runs_what_is_missing_then_resumes(tmp_path, capsys):
     assert capsys.readouterr().out.count("0 analyses run, 1 reused") == 2
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--run"]) == 2
     assert "exactly one results folder" in capsys.readouterr().err
+
+
+# --- two-sided summaries and the paired comparison ---------------------------------------------
+
+def two_sided_record(model="m", index=0, *, epsilon, frontier=None, target_rings=None, size=None,
+                     ray_scale=1.5, **fields) -> AnalysisRecord:
+    """Three rings of 10, 20 and 30 pixels, weights 1; ``frontier`` the per-ring u (None:
+    no frontier in the record)."""
+    extra = {} if target_rings is None else {"target_rings": target_rings}
+    if frontier is not None:
+        extra["frontier"] = {"ray_scale": ray_scale, "rings": frontier}
+        extra["frontier_size"] = sum(1.0 if u is None else u for u in frontier)
+    return analysis(model=model, image_index=index, epsilon=epsilon, ring_sizes=[10, 20, 30],
+                    size=sum(epsilon) if size is None else size, **extra, **fields)
+
+
+def test_two_sided_summaries_by_hand():
+    records = [two_sided_record(epsilon=[0.3, 0.2, 0.0], frontier=[0.4, None, 0.1], target_rings=[1, 2],
+                                ray_scale=2.0),
+               two_sided_record(index=1, epsilon=[0.1, 0.1, 0.1], frontier=[0.2, 0.3, 0.6], target_rings=[2],
+                                ray_scale=None)]
+    rows = {row.measure: row for row in two_sided(records)}
+    assert list(rows) == ["size", "mean_pixel_eps", "ring0_eps", "target_ring_eps", "ray_scale"]
+    t1 = 12.706205  # t(0.975, 1); with two values the half width is t1 * |a - b| / 2
+    size = rows["size"]  # certified 0.5 and 0.3; frontier 1.5 and 1.1; gaps 1.0 and 0.8
+    assert (size.certified.n, size.certified.mean, size.certified.median) == (2, pytest.approx(0.4),
+                                                                               pytest.approx(0.4))
+    assert size.certified.high - size.certified.mean == pytest.approx(t1 * 0.1, rel=1e-6)
+    assert (size.frontier.mean, size.difference.mean) == (pytest.approx(1.3), pytest.approx(0.9))
+    assert size.difference.high - size.difference.mean == pytest.approx(t1 * 0.1, rel=1e-6)
+    pixel = rows["mean_pixel_eps"]  # (3 + 4 + 0) / 60 and 6 / 60; (4 + 20 + 3) / 60 and (2 + 6 + 18) / 60
+    assert pixel.certified.mean == pytest.approx((7 / 60 + 6 / 60) / 2)
+    assert pixel.frontier.mean == pytest.approx((27 / 60 + 26 / 60) / 2)
+    ring0 = rows["ring0_eps"]
+    assert (ring0.certified.mean, ring0.frontier.mean, ring0.difference.mean) == pytest.approx(
+        (0.2, 0.3, 0.1))
+    target = rows["target_ring_eps"]  # (0.2 + 0) / 2 and 0.1; (1 + 0.1) / 2 and 0.6
+    assert (target.certified.mean, target.frontier.mean) == pytest.approx((0.1, 0.575))
+    ray = rows["ray_scale"]  # only the broken ray counts; no certified side
+    assert (ray.certified.n, ray.frontier.n, ray.frontier.mean, ray.frontier.median) == (0, 1, 2.0, 2.0)
+    assert math.isnan(ray.frontier.low) and ray.frontier.text == "2"
+
+
+def test_records_without_frontier_summarize_with_frontier_columns_na(tmp_path):
+    old = [two_sided_record(index=index, epsilon=[0.2, 0.1, 0.0]) for index in range(2)]
+    rows = {row.measure: row for row in two_sided(old)}
+    assert rows["size"].certified.n == 2 and rows["size"].certified.mean == pytest.approx(0.3)
+    assert rows["ring0_eps"].certified.mean == pytest.approx(0.2)
+    assert all(row.frontier.n == row.difference.n == 0 for row in rows.values())
+    assert rows["target_ring_eps"].certified.n == 0  # the records do not list target rings
+    comparison = compare_loaded(Loaded.of(old), tmp_path)
+    lines = comparison.two_sided_markdown.read_text().splitlines()
+    assert len(lines) == 2 + 5
+    size_line = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert size_line[5:] == ["size w · eps", "2", "0.3 [0.3, 0.3]", "0.3", "0", "n/a", "n/a", "n/a"]
+    with comparison.two_sided_csv.open() as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["measure"] for row in table] == list(rows)
+    assert table[0]["frontier_n"] == "0" and table[0]["frontier_mean"] == "nan"
+    assert comparison.paired == ()  # one model: nothing to pair, the table has its header only
+    assert len(comparison.paired_markdown.read_text().splitlines()) == 2
+
+
+def paired_records(model, sizes, frontiers=None, *, images=None, **fields) -> list[AnalysisRecord]:
+    """One record per image; the size is ``w . eps`` of an epsilon vector on one ring."""
+    frontiers = frontiers or [None] * len(sizes)
+    return [analysis(model=model, image_index=index, epsilon=[size / 2], weights=[2.0], size=size,
+                     **({} if upper is None else {"frontier": {"ray_scale": None, "rings": [upper / 2]},
+                                                  "frontier_size": upper}), **fields)
+            for index, size, upper in zip(images or range(len(sizes)), sizes, frontiers, strict=True)]
+
+
+def test_paired_comparison_counts_and_sign_tests():
+    a = paired_records("a", [1.0] * 5, [1.4] * 5)
+    b = paired_records("b", [0.5] * 5, [0.8] * 5)  # a's certified above b's frontier everywhere
+    c = paired_records("c", [0.5, 0.5, 0.5, 0.5, 1.0, 0.1], [1.5, 1.5, 0.9, 1.0, 1.2, 0.2],
+                       images=[0, 1, 2, 3, 4, 9])  # image 9: a has none; image 4: a tie
+    rows = {(row.model_a, row.model_b): row for row in paired_comparison(a + b + c)}
+    assert list(rows) == [("a", "b"), ("a", "c"), ("b", "a"), ("b", "c"), ("c", "a"), ("c", "b")]
+    ab = rows["a", "b"]
+    assert (ab.pairs, ab.certified_wins, ab.certified_ties, ab.certified_losses) == (5, 5, 0, 0)
+    assert (ab.frontier_pairs, ab.frontier_wins, ab.frontier_losses) == (5, 5, 0)
+    assert ab.certified_p == ab.frontier_p == pytest.approx(0.5 ** 5)
+    assert ab.conclusion == "a > b on both sides"
+    ac = rows["a", "c"]  # image 9 is not common; image 4 ties on the certified side
+    assert (ac.pairs, ac.certified_wins, ac.certified_ties, ac.certified_losses) == (5, 4, 1, 0)
+    assert ac.certified_p == pytest.approx(0.5 ** 4)
+    # a's 1.0 is above c's frontier only on images 2 (0.9); equal on 3; below on 0, 1, 4
+    assert (ac.frontier_wins, ac.frontier_ties, ac.frontier_losses) == (1, 1, 3)
+    assert ac.frontier_p == pytest.approx(1 - 0.5 ** 4)  # P(at least 1 of 4)
+    assert ac.conclusion == "no conclusion"  # 4 of 4 decisive pairs: p 0.0625 is not below 5%
+    ba = rows["b", "a"]
+    assert (ba.certified_wins, ba.certified_losses, ba.frontier_wins) == (0, 5, 0)
+    assert ba.certified_p == pytest.approx(1.0) and ba.conclusion == "no conclusion"
+    more = paired_records("a", [1.0] * 6, [2.0] * 6) + paired_records("c", [0.5] * 6, [1.5] * 6)
+    [row, _] = paired_comparison(more)
+    assert (row.model_a, row.certified_wins, row.frontier_wins, row.frontier_losses) == ("a", 6, 0, 6)
+    assert row.conclusion == "a > c as certified, not beyond c's frontier"
+
+
+def test_paired_comparison_without_frontier_and_across_variants():
+    a = paired_records("a", [1.0] * 5)
+    b = paired_records("b", [0.5] * 5)
+    other = paired_records("c", [0.1] * 5, verifier="w")  # another variant: never paired with a, b
+    rows = paired_comparison(a + b + other)
+    assert [(row.model_a, row.model_b, row.verifier) for row in rows] == [("a", "b", "v"), ("b", "a", "v")]
+    assert (rows[0].frontier_pairs, rows[0].frontier_wins) == (0, 0) and math.isnan(rows[0].frontier_p)
+    assert rows[0].conclusion == "a > b as certified (b has no frontier)"
+    k3 = paired_records("b", [0.5] * 5, k=3)  # another k: not the same question, not paired
+    assert paired_comparison(a + k3) == []
+
+
+def test_compare_writes_and_exposes_the_new_tables(tmp_path):
+    records = paired_records("a", [1.0] * 5, [1.4] * 5) + paired_records("b", [0.5] * 5, [0.8] * 5)
+    comparison = compare_loaded(Loaded.of(records), tmp_path)
+    assert [path.name for path in comparison.tables] == [
+        "summary.md", "summary.csv", "two_sided.md", "two_sided.csv", "paired.md", "paired.csv"]
+    assert all(path.is_file() and path.parent == tmp_path for path in comparison.tables)
+    assert len(comparison.two_sided) == 2 * 5 and len(comparison.paired) == 2
+    lines = comparison.paired_markdown.read_text().splitlines()
+    assert lines[0].startswith("| algorithm | shrink | gradient | verifier | A | B | pairs |")
+    assert lines[2] == ("| uniform | - | - | v | a | b | 5 | 5 of 5 | 0.0312 | 5 | 5 of 5 | 0.0312 "
+                        "| a > b on both sides |")
+    with comparison.paired_csv.open() as handle:
+        [first, second] = list(csv.DictReader(handle))
+    assert (first["model_a"], first["certified_wins"], first["frontier_wins"]) == ("a", "5", "5")
+    assert second["conclusion"] == "no conclusion"
+
+
+def test_estimate_text():
+    assert Estimate.of([]).text == "n/a" and Estimate.of([None, 0.5]).text == "0.5"
+    assert Estimate.of([1.0, 3.0]).text == "2 [-10.71, 14.71]"

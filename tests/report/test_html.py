@@ -10,7 +10,7 @@ import pytest
 from ringcert.batch import ResultStore, run_batch
 from ringcert.errors import RingcertError
 from ringcert.report.html import STYLE, build_report
-from tests.batch.fake_task import fake_analysis, fake_analysis_with_png, tasks
+from tests.batch.fake_task import fake_analysis, fake_analysis_with_png, fake_record, tasks
 
 SKIP = {"model": "none", "image_index": 5, "target": "left", "skipped": "target 2 is not in the top-2"}
 
@@ -93,3 +93,52 @@ def test_the_gallery_grid_keeps_thumbnails_wide_and_captions_readable():
     assert minimum is not None and 220 <= int(minimum.group(1)) <= 260
     size = re.search(r"\.card figcaption \{[^}]*font-size: ([\d.]+)rem", STYLE)
     assert size is not None and float(size.group(1)) >= 0.875
+
+
+def table_rows(page: str, table_id: str) -> list[list[str]]:
+    """The body rows of one table of the page, as plain-text cells."""
+    found = re.search(rf'<table id="{table_id}">.*?<tbody>(.*?)</tbody></table>', page, re.S)
+    assert found is not None, table_id
+    return [[unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", found.group(1))]
+
+
+def test_the_page_shows_the_two_sided_and_paired_tables(tmp_path):
+    """Model ``pgd`` certifies 0.5 per image, above the frontier 0.4 of ``none`` on all six
+    (image, target) pairs: its advantage holds on both sides."""
+    store = ResultStore(tmp_path / "results")
+    for task in tasks(3, models=("none", "pgd"), algorithm="naive"):
+        rings = 4  # the rings (and so the weights) depend on the image only, as in real runs
+        certified, upper = (0.5, None) if task.model == "pgd" else (0.25, 0.4)
+        per_ring = None if upper is None else upper / rings
+        record = {**fake_record(task), "rings": rings, "ring_sizes": [100, 200, 300, 400],
+                  "weights": [1.0] * rings, "maximality": ["unproven"] * rings,
+                  "epsilon": [certified / rings] * rings, "size": certified, "target_rings": [rings - 1],
+                  "frontier": {"ray_scale": 1.5, "rings": [per_ring] * rings},
+                  "frontier_size": rings * 1.0 if upper is None else upper}
+        store.write(task, record)
+    index = build_report(tmp_path / "results", tmp_path / "report")
+    page = index.read_text()
+    assert len(table_rows(page, "summary")) == 2
+    sides = table_rows(page, "two-sided")
+    assert len(sides) == 2 * 5  # two models x five measures
+    assert sides[0][:7] == ["none", "naive", "-", "-", "fake", "size w · eps", "6"]
+    assert sides[0][9:12] == ["6", "0.4 [0.4, 0.4]", "0.4"]  # the frontier side of none
+    assert [row[5] for row in sides[:5]] == ["size w · eps", "eps per pixel", "eps on ring 0",
+                                             "eps on target rings", "ray scale"]
+    paired = table_rows(page, "paired")
+    assert [row[4:] for row in paired] == [
+        ["none", "pgd", "6", "0 of 6", "1", "6", "0 of 6", "1", "no conclusion"],
+        ["pgd", "none", "6", "6 of 6", "0.0156", "6", "6 of 6", "0.0156", "pgd > none on both sides"]]
+    for name in ("summary", "two_sided", "paired"):
+        for suffix in (".md", ".csv"):
+            assert f'href="figures/{name}{suffix}"' in page
+            assert (index.parent / "figures" / f"{name}{suffix}").is_file()
+
+
+def test_without_two_models_on_one_image_the_paired_section_says_so(tmp_path):
+    run_batch(tasks(1, sleep=0.0, algorithm="naive"), fake_analysis, tmp_path, progress=False)
+    page = build_report(tmp_path, tmp_path / "report").read_text()
+    assert '<p id="paired">No two models analysed the same image' in page
+    sides = table_rows(page, "two-sided")  # fake records have no frontier: n/a
+    assert len(sides) == 5 and all(row[10] == "n/a" for row in sides)

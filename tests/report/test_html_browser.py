@@ -35,9 +35,12 @@ def report(tmp_path_factory):
 
 
 class Links(HTMLParser):
+    """Images, links, and the rows of the summary table (the page has more tables)."""
+
     def __init__(self):
         super().__init__()
         self.images, self.anchors, self.rows = [], [], 0
+        self.table: str | None = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -45,8 +48,14 @@ class Links(HTMLParser):
             self.images.append(attrs["src"])
         elif tag == "a":
             self.anchors.append(attrs["href"])
-        elif tag == "tr":
+        elif tag == "table":
+            self.table = attrs.get("id")
+        elif tag == "tr" and self.table == "summary":
             self.rows += 1
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.table = None
 
 
 def test_every_link_and_image_is_in_the_report_folder(report):

@@ -20,8 +20,9 @@ def task(index: int, **settings) -> AnalysisTask:
     return AnalysisTask(model="none", image_index=index, target="right", settings=settings)
 
 
-def analysis_json() -> dict:
-    """What ``AnalysisResult.to_json`` writes for a guided search, through real JSON."""
+def analysis_json(frontier=None) -> dict:
+    """What ``AnalysisResult.to_json`` writes for a guided search, through real JSON (with
+    ``frontier``, a ``Frontier``, as the attack frontier)."""
     from ringcert.analysis import AnalysisResult
     from ringcert.search.guided import GuidedSettings
     from ringcert.search.result import SearchResult
@@ -37,8 +38,15 @@ def analysis_json() -> dict:
     result = AnalysisResult(model="pgd", image_index=12, target=Side.LEFT, target_class=3,
                             perturbed_class=8, k=2, ring_sizes=(40, 60, 80),
                             weights=(1.0, 0.5, 0.25), verifier="cascade", search=search,
-                            version="test")
+                            version="test", frontier=frontier)
     return json.loads(json.dumps(result.to_json()))
+
+
+def frontier(*uppers, ray_scale=1.5):
+    from ringcert.search.frontier import Frontier, RingFrontier
+
+    return Frontier(ray_scale=ray_scale, ray_margin=-0.5, ray_witness=None, time_s=1.0, rings=tuple(
+        RingFrontier(upper=upper, margin=None if upper is None else -0.1, witness=None) for upper in uppers))
 
 
 def test_an_analysis_result_round_trips():
@@ -104,6 +112,16 @@ def test_a_missing_key_is_named(key):
     ({"algorithm": {"shrink": "fixed"}}, "'algorithm.name'"),
     ({"weights": [1.0, 1.0]}, "'weights'"),  # one weight short of the three rings
     ({"ring_sizes": [40, 60, 80, 90]}, "'ring_sizes'"),
+    ({"frontier": [0.5, 0.2, None]}, "'frontier'"),
+    ({"frontier": {"ray_scale": 2.0}}, "'frontier.rings'"),
+    ({"frontier": {"ray_scale": 2.0, "rings": [0.5, None]}}, "'frontier.rings'"),  # two of three
+    ({"frontier": {"ray_scale": 2.0, "rings": [0.5, 1.5, None]}}, "'frontier.rings[1]'"),
+    ({"frontier": {"ray_scale": 2.0, "rings": [0.5, "x", None]}}, "'frontier.rings[1]'"),
+    ({"frontier": {"ray_scale": "far", "rings": [0.5, 0.2, None]}}, "'frontier.ray_scale'"),
+    ({"target_rings": [3, 1]}, "'target_rings'"),  # only rings 0-2 exist
+    ({"target_rings": [-1]}, "'target_rings'"),
+    ({"target_rings": [1, "2"]}, "'target_rings[1]'"),
+    ({"target_rings": 2}, "'target_rings'"),
 ])
 def test_an_invalid_value_is_named(change, named):
     with pytest.raises(ValueError, match=f"^(invalid|missing key) {re.escape(named)}"):
@@ -194,3 +212,57 @@ def test_variant_columns_show_missing_settings_as_a_dash():
     guided = AnalysisRecord.from_json({**analysis_json(), "algorithm": "guided", "verifier": "ibp"})
     assert Variant.of(guided) == Variant(algorithm=Algorithm.GUIDED, shrink=None, gradient=None,
                                          verifier="ibp")
+
+
+# --- summaries beyond w . eps ----------------------------------------------------------------
+# analysis_json: eps* (0.25, 0.125, 1.0), ring sizes (40, 60, 80) = 180 pixels, weights
+# (1, 0.5, 0.25); the frontier below breaks ring 0 at 0.5 and neither ring 1 nor ring 2.
+
+def test_the_frontier_is_read_from_what_analyze_writes():
+    record = AnalysisRecord.from_json(analysis_json(frontier(0.5, None, None, ray_scale=2.5)))
+    assert record.frontier_upper == (0.5, None, None)
+    assert record.frontier_vector == (0.5, 1.0, 1.0)
+    assert record.ray_scale == 2.5
+    assert record.frontier_size == pytest.approx(1.0 * 0.5 + 0.5 * 1.0 + 0.25 * 1.0)
+    assert record.gap == pytest.approx(1.25 - 1.375)
+
+
+def test_summaries_certified_and_frontier_by_hand():
+    raw = {**analysis_json(frontier(0.5, None, None)), "target_rings": [2, 1, 2]}
+    record = AnalysisRecord.from_json(raw)
+    assert record.target_rings == (1, 2)  # sorted, each once
+    # per pixel, area-weighted: (40 * 0.25 + 60 * 0.125 + 80 * 1) / 180
+    assert record.mean_pixel_eps == pytest.approx(97.5 / 180)
+    # unbreakable rings count as 1: (40 * 0.5 + 60 * 1 + 80 * 1) / 180
+    assert record.frontier_mean_pixel_eps == pytest.approx(160 / 180)
+    assert record.ring0_eps == 0.25 and record.frontier_ring0_eps == 0.5
+    # the target's rings 1 and 2, each once, unweighted
+    assert record.target_ring_eps == pytest.approx((0.125 + 1.0) / 2)
+    assert record.frontier_target_ring_eps == pytest.approx(1.0)
+    broken = AnalysisRecord.from_json({**raw, "frontier": {"ray_scale": None, "rings": [0.3, 0.2, None]}})
+    assert broken.frontier_ring0_eps == 0.3 and broken.ray_scale is None
+    assert broken.frontier_target_ring_eps == pytest.approx((0.2 + 1.0) / 2)
+    assert broken.frontier_mean_pixel_eps == pytest.approx((40 * 0.3 + 60 * 0.2 + 80) / 180)
+
+
+@pytest.mark.parametrize("change", [{"frontier": None, "frontier_size": None}, "old"])
+def test_records_without_frontier_or_target_rings_summarize_the_certified_side(change):
+    """``--no-frontier`` writes null; a record from before the frontier has neither key."""
+    raw = analysis_json()
+    if change == "old":
+        del raw["frontier"], raw["frontier_size"]
+    else:
+        raw.update(change)
+    record = AnalysisRecord.from_json(raw)
+    assert record.mean_pixel_eps == pytest.approx(97.5 / 180) and record.ring0_eps == 0.25
+    assert record.target_rings is None and record.target_ring_eps is None
+    assert (record.frontier_upper, record.frontier_vector, record.frontier_size, record.ray_scale,
+            record.gap) == (None,) * 5
+    assert (record.frontier_mean_pixel_eps, record.frontier_ring0_eps,
+            record.frontier_target_ring_eps) == (None,) * 3
+
+
+def test_a_skip_record_has_no_summaries():
+    record = AnalysisRecord.from_json(SKIP)
+    assert (record.mean_pixel_eps, record.ring0_eps, record.target_ring_eps,
+            record.frontier_mean_pixel_eps) == (None,) * 4

@@ -68,7 +68,13 @@ def test_cli_analyze_writes_json_and_heatmap(tmp_path, capsys):
     assert record.keys() >= REQUIRED
     assert record["queries"]["total"] <= 6
     assert (out / "none" / "0-right.png").read_bytes()[:4] == b"\x89PNG"
-    assert "size" in capsys.readouterr().out
+    frontier = record["frontier"]  # the default run attacks its certificate too
+    assert len(frontier["rings"]) == record["rings"] and record["frontier_size"] >= record["size"]
+    pairs = zip(frontier["rings"], record["epsilon"], strict=True)
+    assert all(upper is None or upper >= eps for upper, eps in pairs)
+    assert record["target_rings"] and max(record["target_rings"]) < record["rings"]
+    table = capsys.readouterr().out
+    assert "size" in table and "frontier" in table
     assert main(argv) == 0  # a rerun reuses the stored result
     assert "reused" in capsys.readouterr().out
 
@@ -90,7 +96,7 @@ def test_reported_boxes_on_shipped_models_survive_a_strong_attack(name):
     from ringcert.vocabulary import Side
 
     problem = sample_problem(load_model(name).network, test_sample(0), target=Side.RIGHT)
-    result = analyze(problem, algorithm="guided", verifier="cascade", time_limit=30.0)
+    result = analyze(problem, algorithm="guided", verifier="cascade", time_limit=30.0, frontier=False)
     eps = torch.as_tensor(result.epsilon)
     engine = search_verifier("cascade")
     assert engine.verify(problem, eps).status is not Status.NOT_ROBUST

@@ -89,7 +89,9 @@ def run_task(task: AnalysisTask) -> TaskOutput:
         return TaskOutput(record={"model": name, "image_index": task.image_index,
                                   "target": side.value, "skipped": str(error)})
     result = analyze(problem, options, model_name=name, image_index=task.image_index, target=side)
-    record = {**result.to_json(), "data": data, "model_output": output}
+    record = {**result.to_json(), "data": data, "model_output": output,
+              # the rings the target object's pixels lie in (the reports' target-ring epsilon)
+              "target_rings": sorted({int(ring) for ring in problem.rings[one.masks[0, side.column]]})}
     png = heatmap_png(image=problem.image.numpy(), rings=problem.rings, epsilon=result.epsilon,
                       perturbed_mask=problem.mask, target_mask=one.masks[0, side.column],
                       title=(f"{name} #{task.image_index} target {side.value} ({problem.target}): "

@@ -3,11 +3,13 @@
 The page and everything it shows live in one output folder, so it can be opened from
 disk, served by any static web server or zipped and sent:
 
-- ``index.html``: the comparison table (``ringcert compare``'s rows), its plots, a
+- ``index.html``: the comparison tables (``ringcert compare``'s summary, certified against
+  frontier, and the paired comparison of models), its plots, a
   gallery of every analysis (its heatmap as a thumbnail, captioned in text with the
   model, image, target, variant, size and refuted rings), each linked to its JSON record,
   and the list of files and skip records left out, with why;
-- ``figures/``: the tables (``summary.md``, ``summary.csv``) and plots of
+- ``figures/``: the tables (``summary``, ``two_sided``, ``paired``, each ``.md`` and ``.csv``)
+  and plots of
   :mod:`ringcert.report.compare`;
 - ``analyses/``: copies of the JSON records and heatmap PNGs, laid out as in the
   results folder (``<model>/<index>-<target>.json``).
@@ -26,7 +28,16 @@ from typing import Any
 from urllib.parse import quote
 
 from ringcert.batch.store import write_atomic
-from ringcert.report.compare import HEADERS, Comparison, compare_loaded
+from ringcert.report.compare import (
+    CONFIDENCE,
+    PAIRED_LEVEL,
+    Comparison,
+    Shown,
+    compare_loaded,
+    paired_shown,
+    summary_shown,
+    two_sided_shown,
+)
 from ringcert.report.records import AnalysisRecord, Results, Variant, read_analyses, show
 from ringcert.vocabulary import MaximalityStatus
 
@@ -36,6 +47,8 @@ body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1200p
 table { border-collapse: collapse; font-size: 0.85rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.ci { white-space: nowrap; }
+.scroll { overflow-x: auto; }
 figure { margin: 0.5rem 0; }
 figure.plot img { max-width: 100%; }
 .gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr));
@@ -51,9 +64,6 @@ figure.plot img { max-width: 100%; }
 #skipped li { font-size: 0.85rem; }
 """
 
-TEXT_COLUMNS = ("model", "algorithm", "shrink", "gradient", "verifier")
-
-
 def _link(path: Path, base: Path) -> str:
     return quote(path.relative_to(base).as_posix())
 
@@ -64,15 +74,59 @@ def _number(value: Any) -> str:
     return escape(str(value))
 
 
-def _table(comparison: Comparison) -> str:
-    head = "".join(f"<th>{escape(label)}</th>" for label in HEADERS.values())
-    body = []
-    for row in comparison.rows:
-        cells = [f"<td>{escape(str(getattr(row, name)))}</td>" if name in TEXT_COLUMNS
-                 else f'<td class="num">{_number(getattr(row, name))}</td>' for name in HEADERS]
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<table id="summary"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table>')
+def _interval(cell: str) -> str:
+    """A number cell; in ``mean [low, high]`` the line may break only before the interval."""
+    if cell.startswith("["):
+        return f'<span class="ci">{escape(cell)}</span>'
+    mean, bracket, interval = cell.partition(" [")
+    return escape(mean) + (f' <span class="ci">[{escape(interval)}</span>' if bracket else "")
+
+
+def _table(shown: Shown, table_id: str) -> str:
+    """A table of ``compare`` (its cells already text), numbers right-aligned."""
+    head = "".join(f"<th>{escape(header)}</th>" for header in shown.headers)
+    body = ["<tr>" + "".join(f'<td class="num">{_interval(cell)}</td>' if numeric
+                             else f"<td>{escape(cell)}</td>"
+                             for cell, numeric in zip(row, shown.numeric, strict=True)) + "</tr>"
+            for row in shown.rows]
+    return (f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _downloads(markdown: Path, table: Path, out: Path) -> str:
+    return (f'<p>Table: <a href="{_link(table, out)}">CSV</a>, '
+            f'<a href="{_link(markdown, out)}">Markdown</a>.</p>')
+
+
+def _tables(comparison: Comparison, out: Path) -> str:
+    """The three tables of ``compare``, each with what it says and links to its files."""
+    paired = (_table(paired_shown(comparison.paired), "paired") if comparison.paired
+              else '<p id="paired">No two models analysed the same image and target with the same '
+                   "variant.</p>")
+    return f"""<h2>Summary</h2>
+{_table(summary_shown(comparison.rows), "summary")}
+{_downloads(comparison.markdown, comparison.csv, out)}
+<h2>Certified and frontier</h2>
+<p>Both sides of each answer, per model and variant: the certified vector <code>eps*</code>
+and the attack frontier <code>u</code> (the smallest epsilon per ring at which a checked attack
+broke the model, 1 where none did), as mean with {CONFIDENCE:.0%} t-interval and median; the last
+column is frontier minus certified per analysis (for the size: the gap). Eps per pixel is the
+mean over the image's pixels (rings weighted by their area); ring 0 is the perturbed object; eps
+on target rings is the mean over the rings that cross the target object. The ray scale is the
+smallest <code>s</code> at which the attack broke <code>s · eps*</code> (over the analyses whose
+ray it broke). n/a: no analysis has that side (runs without frontier, or records that do not
+list the target's rings).</p>
+{_table(two_sided_shown(comparison.two_sided), "two-sided")}
+{_downloads(comparison.two_sided_markdown, comparison.two_sided_csv, out)}
+<h2>Paired comparison of models</h2>
+<p>Over the images and targets both models analysed with the same variant: how often model A's
+certified size is above model B's certified size, and above B's frontier size, with one-sided
+sign-test p-values (ties left out). A's certified size above B's frontier size holds whatever
+verifier would certify B: every robust box of B that contains B's certified box stays below the
+frontier on each ring, so its size is at most B's frontier size. The conclusion is stated where
+a p-value is below {PAIRED_LEVEL:.0%}.</p>
+{paired}
+{_downloads(comparison.paired_markdown, comparison.paired_csv, out)}"""
 
 
 def _copy(source: Path, target: Path) -> Path:
@@ -187,10 +241,7 @@ def build_report(results: Results, out: str | os.PathLike[str]) -> Path:
 <p>{len(analyses)} analyses from {folders}{_skipped_note(comparison)}; ringcert {escape(__version__)}.
 Size is <code>w · eps</code>; a tight ring is one whose growth by delta was refuted by a
 checked counterexample (saturated rings, eps = 1, are left out).</p>
-<h2>Summary</h2>
-{_table(comparison)}
-<p>Tables: <a href="{_link(comparison.csv, out)}">CSV</a>,
-<a href="{_link(comparison.markdown, out)}">Markdown</a>.</p>
+{_tables(comparison, out)}
 <h2>Plots</h2>
 {plots}
 <h2>Analyses</h2>

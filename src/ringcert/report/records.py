@@ -7,6 +7,13 @@ reports compare Enum members, never strings. A record is either an analysis (wha
 or a skip record ``{"model", "image_index", "target", "skipped": why}`` for an image whose
 target was not in the model's top-k.
 
+Besides the size ``w . eps`` a record gives summaries of both sides of its answer, the
+certified vector ``eps*`` and the attack frontier ``u`` (docs/design.md section 3.7; 1 on a
+ring no attack broke): epsilon per pixel averaged over the image (``mean_pixel_eps``), on
+ring 0, the perturbed object (``ring0_eps``), and on the rings crossing the target object
+(``target_ring_eps``, from the optional ``target_rings`` key), each with a ``frontier_``
+twin. Records of older runs, without frontier or target rings, give None there.
+
 ``read_analyses`` walks results folders itself rather than through
 ``batch.store.load_records``, which silently drops files it cannot read: here every file
 left out is reported with the reason, so a report can say what it did not show.
@@ -103,6 +110,11 @@ def _ints(value: Any, key: str) -> tuple[int, ...]:
     return tuple(_int(item, f"{key}[{index}]") for index, item in enumerate(_list(value, key)))
 
 
+def _ring_set(value: Any, key: str) -> tuple[int, ...]:
+    """Ring indices, sorted, each once (their range is checked against the record's rings)."""
+    return tuple(sorted(set(_ints(value, key))))
+
+
 def _statuses(value: Any, key: str) -> tuple[MaximalityStatus, ...]:
     return tuple(_member(MaximalityStatus, item, f"{key}[{index}]")
                  for index, item in enumerate(_list(value, key)))
@@ -114,6 +126,30 @@ def _total_queries(value: Any) -> int:
     if "total" not in value:
         raise ValueError("missing key 'queries.total'")
     return _int(value["total"], "queries.total")
+
+
+def _upper(value: Any, key: str) -> float | None:
+    """One ring's frontier: a number in [0, 1], or None (no attack broke the ring up to 1)."""
+    if value is None:
+        return None
+    upper = _float(value, key)
+    if not 0.0 <= upper <= 1.0:
+        raise _invalid(key, "a number in [0, 1] or null", value)
+    return upper
+
+
+def _frontier(value: Any) -> tuple[float | None, tuple[float | None, ...] | None]:
+    """``(ray_scale, u)`` of the ``frontier`` object (None, None for a record without one:
+    an older run, or ``--no-frontier``)."""
+    if value is None:
+        return None, None
+    if not isinstance(value, Mapping):
+        raise _invalid("frontier", "an object or null", value)
+    if "rings" not in value:
+        raise ValueError("missing key 'frontier.rings'")
+    uppers = _list(value["rings"], "frontier.rings")
+    return (_optional(_float, value.get("ray_scale"), "frontier.ray_scale"),
+            tuple(_upper(item, f"frontier.rings[{index}]") for index, item in enumerate(uppers)))
 
 
 def _algorithm(value: Any) -> tuple[Algorithm, Shrink | None, GradientSource | None]:
@@ -143,7 +179,12 @@ class AnalysisRecord:
     other fields None, and the reports leave it out of every statistic. ``queries`` is the
     total verifier query count. ``raw`` is the parsed JSON for anything else (``history``,
     ``task_key``, ...); it takes no part in equality. ``frontier_size`` and ``ray_scale``
-    are the attack frontier's (None for records without one, or a ray no attack broke).
+    are the attack frontier's (None for records without one, or a ray no attack broke);
+    ``frontier_upper`` its per-ring ``u`` (an entry None: no attack broke that ring up to
+    1). ``target_rings`` lists the rings that hold pixels of the target object (the JSON key
+    ``target_rings``; None for records that lack it). A record without a frontier (an older
+    run, ``--no-frontier``) has None in all three frontier fields and every ``frontier_*``
+    summary.
     """
 
     model: str
@@ -166,6 +207,8 @@ class AnalysisRecord:
     skipped: str | None
     frontier_size: float | None = None
     ray_scale: float | None = None
+    frontier_upper: tuple[float | None, ...] | None = None
+    target_rings: tuple[int, ...] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -174,6 +217,63 @@ class AnalysisRecord:
         if self.frontier_size is None or self.size is None:
             return None
         return self.frontier_size - self.size
+
+    # --- summaries beyond w . eps: each certified (eps*) and frontier (u) --------------------
+
+    @property
+    def frontier_vector(self) -> tuple[float, ...] | None:
+        """``u`` with 1.0 on the rings no attack broke (how far the box can grow at most), as
+        in ``Frontier.upper``; None without a frontier."""
+        if self.frontier_upper is None:
+            return None
+        return tuple(1.0 if upper is None else upper for upper in self.frontier_upper)
+
+    def _pixel_mean(self, vector: Sequence[float] | None) -> float | None:
+        pixels = sum(self.ring_sizes)
+        if vector is None or not vector or pixels <= 0:
+            return None
+        return sum(size * value for size, value in zip(self.ring_sizes, vector, strict=True)) / pixels
+
+    @staticmethod
+    def _first(vector: Sequence[float] | None) -> float | None:
+        return vector[0] if vector else None
+
+    def _target_mean(self, vector: Sequence[float] | None) -> float | None:
+        if vector is None or not self.target_rings:
+            return None
+        return sum(vector[ring] for ring in self.target_rings) / len(self.target_rings)
+
+    @property
+    def mean_pixel_eps(self) -> float | None:
+        """Certified epsilon per pixel, averaged over the image: ``sum_d |ring d| eps*_d /
+        (H W)`` (whatever the ring weights)."""
+        return self._pixel_mean(self.epsilon)
+
+    @property
+    def frontier_mean_pixel_eps(self) -> float | None:
+        """``mean_pixel_eps`` of the frontier ``u`` (1 on unbreakable rings)."""
+        return self._pixel_mean(self.frontier_vector)
+
+    @property
+    def ring0_eps(self) -> float | None:
+        """Certified epsilon on ring 0, the perturbed object itself."""
+        return self._first(self.epsilon)
+
+    @property
+    def frontier_ring0_eps(self) -> float | None:
+        """``u_0`` (1 if no attack broke ring 0)."""
+        return self._first(self.frontier_vector)
+
+    @property
+    def target_ring_eps(self) -> float | None:
+        """Certified epsilon averaged over the rings that cross the target object (each ring
+        once, unweighted); None when the record has no ``target_rings``."""
+        return self._target_mean(self.epsilon)
+
+    @property
+    def frontier_target_ring_eps(self) -> float | None:
+        """``target_ring_eps`` of the frontier ``u`` (1 on unbreakable rings)."""
+        return self._target_mean(self.frontier_vector)
 
     @classmethod
     def from_json(cls, raw: Any) -> AnalysisRecord:
@@ -201,6 +301,7 @@ class AnalysisRecord:
     def _analysis(cls, raw: Mapping[str, Any]) -> AnalysisRecord:
         identity = cls._identity(raw)
         algorithm, shrink, gradient = _algorithm(_get(raw, "algorithm"))
+        ray_scale, upper = _frontier(raw.get("frontier"))
         record = cls(
             **identity, target_class=_int(_get(raw, "target_class"), "target_class"),
             perturbed_class=_optional(_int, _get(raw, "perturbed_class"), "perturbed_class"),
@@ -213,17 +314,23 @@ class AnalysisRecord:
             time_s=_float(_get(raw, "time_s"), "time_s"), algorithm=algorithm, shrink=shrink,
             gradient=gradient, verifier=_str(_get(raw, "verifier"), "verifier"), skipped=None,
             frontier_size=_optional(_float, raw.get("frontier_size"), "frontier_size"),
-            ray_scale=_optional(_float, (raw.get("frontier") or {}).get("ray_scale"), "frontier.ray_scale"),
-            raw=dict(raw))
+            ray_scale=ray_scale, frontier_upper=upper,
+            target_rings=_optional(_ring_set, raw.get("target_rings"), "target_rings"), raw=dict(raw))
         record._check_rings()
         return record
 
     def _check_rings(self) -> None:
-        """Every per-ring list has one entry per ring (else the record is corrupt)."""
+        """Every per-ring list (the frontier's too) has one entry per ring, and every target
+        ring is one of them (else the record is corrupt)."""
         for key in ("weights", "ring_sizes", "maximality"):
             if len(getattr(self, key)) != len(self.epsilon):
                 raise ValueError(f"invalid {key!r}: {len(getattr(self, key))} entries for "
                                  f"{len(self.epsilon)} rings in 'epsilon'")
+        if self.frontier_upper is not None and len(self.frontier_upper) != len(self.epsilon):
+            raise ValueError(f"invalid 'frontier.rings': {len(self.frontier_upper)} entries for "
+                             f"{len(self.epsilon)} rings in 'epsilon'")
+        if self.target_rings and not 0 <= self.target_rings[0] <= self.target_rings[-1] < len(self.epsilon):
+            raise _invalid("target_rings", f"ring indices below {len(self.epsilon)}", list(self.target_rings))
 
     @property
     def label(self) -> str:
