@@ -15,12 +15,14 @@ from ringcert.report.compare import (
     Estimate,
     compare,
     compare_loaded,
-    mean_with_band,
     paired_comparison,
-    plot_heatmap_pair,
-    size_distribution_figure,
     summarize,
     two_sided,
+)
+from ringcert.report.figures import (
+    mean_with_band,
+    plot_heatmap_pair,
+    size_distribution_figure,
     variant_labels,
 )
 from ringcert.report.records import AnalysisRecord, Loaded, Variant, read_analyses

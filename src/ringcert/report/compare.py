@@ -24,16 +24,7 @@ a copy of the same analysis only once; every file or skip record left out is lis
   certified box stays below that ring's frontier, so its size is at most ``w . u`` and below
   A's certified size, whatever verifier would certify it (it says nothing about B's boxes
   that do not contain its certified one);
-- ``epsilon_by_ring.png``: mean epsilon against ring distance per model with a 95%
-  t-confidence band (clipped to [0, 1]), over the rings at least half the images have;
-- ``size_distribution.png``: the size distribution per model and algorithm (short tick
-  labels such as ``guided-fixed``, the full variant labels in a legend below);
-- ``fixed_vs_sensitivity.png``: size with fixed against with sensitivity cutting weights,
-  one point per image (the seed's comparison of its two CEGIS shrink rules);
-- ``heatmaps-<model>.png``: for one image per model (the lowest index analysed with both
-  rules, not a hand-picked one) the two heatmaps side by side, as in the seed's figures 3
-  and 4. They reuse the heatmap PNGs stored next to the JSONs, or, where those are
-  missing, redraw epsilon per ring over the regenerated DOUBLE-MNIST test image.
+- the plots of ``ringcert.report.figures``.
 
 Reads results only; never verifies.
 """
@@ -54,15 +45,13 @@ from typing import Any
 import numpy as np
 
 from ringcert.batch.store import write_atomic
+from ringcert.report.figures import draw_figures
 from ringcert.report.records import NO_SETTING, AnalysisRecord, Loaded, Results, Variant, read_analyses, show
-from ringcert.vocabulary import Algorithm, GradientSource, MaximalityStatus, Shrink, Side
+from ringcert.report.statistics import CONFIDENCE, sign_test, t_half_width
+from ringcert.vocabulary import MaximalityStatus
 
-Located = tuple[Path | None, AnalysisRecord]
 """A record and the JSON file it was read from (None: not read from a file)."""
 
-
-CONFIDENCE = 0.95
-"""The confidence level of every interval in the tables and plots (two-sided t-intervals)."""
 
 PAIRED_LEVEL = 0.05
 """The sign-test level at which the paired comparison states a conclusion."""
@@ -72,17 +61,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.4g}"
     return str(value)
-
-
-def t_half_width(values: np.ndarray) -> float:
-    """Half the width of the ``CONFIDENCE`` t-interval of the mean of ``values`` (nan for
-    fewer than two values)."""
-    from scipy import stats
-
-    if len(values) < 2:
-        return math.nan
-    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1) * values.std(ddof=1)
-                 / math.sqrt(len(values)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -398,16 +376,6 @@ class PairedRow:
         return "no conclusion"
 
 
-def sign_test(wins: int, losses: int) -> float:
-    """One-sided sign-test p-value of ``wins`` against ``losses`` (ties already dropped): the
-    chance of at least ``wins`` successes in ``wins + losses`` fair coin flips; nan for 0."""
-    from scipy.stats import binomtest
-
-    if wins + losses == 0:
-        return math.nan
-    return float(binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue)
-
-
 def _counts(pairs: Sequence[tuple[float, float]]) -> tuple[int, int, int]:
     wins = sum(1 for a, b in pairs if a > b)
     losses = sum(1 for a, b in pairs if a < b)
@@ -478,281 +446,6 @@ def paired_shown(rows: Sequence[PairedRow]) -> Shown:
 def paired_csv(rows: Sequence[PairedRow]) -> str:
     names = [field.name for field in fields(PairedRow)]
     return _csv([{**asdict(row), "conclusion": row.conclusion} for row in rows], [*names, "conclusion"])
-
-
-# --- figures ---------------------------------------------------------------------------------
-
-def _figure(width: float, height: float) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
-
-
-def _save(figure: Any, path: Path) -> Path:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    write_atomic(path, buffer.getvalue())
-    return path
-
-
-def _by_model(records: Sequence[AnalysisRecord]) -> dict[str, dict[Variant, list[AnalysisRecord]]]:
-    models: dict[str, dict[Variant, list[AnalysisRecord]]] = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        models[record.model][Variant.of(record)].append(record)
-    return {model: dict(sorted(variants.items(), key=lambda item: item[0].label))
-            for model, variants in sorted(models.items())}
-
-
-SHORT_LABEL = 16
-"""The longest tick label a plot gets (``variant_labels`` shortens further past it)."""
-
-PANELS_ACROSS = 2
-"""At most this many models side by side in the size box plots (more go below)."""
-
-ABBREVIATIONS: dict[Shrink | GradientSource, str] = {
-    Shrink.FIXED: "fixed", Shrink.SENSITIVITY: "sens", GradientSource.WEAKEST_POINTS: "wp",
-    GradientSource.BOUND: "bound", GradientSource.BOTH: "wp+bound"}
-"""Short names of the settings in tick labels."""
-
-
-def _fits(labels: Sequence[str]) -> bool:
-    return len(set(labels)) == len(labels) and all(len(label) <= SHORT_LABEL for label in labels)
-
-
-def variant_labels(variants: Sequence[Variant]) -> dict[Variant, tuple[str, str]]:
-    """A (short, full) label per variant of one plot, for ticks and their legend.
-
-    The short label is the algorithm followed by the settings (shrink, gradient, verifier)
-    that tell apart variants of one algorithm, abbreviated and joined by ``-``
-    (``guided-fixed``, ``guided-sens``, ``naive``): a setting all of them share is left
-    out, and so is one an algorithm lacks. When that makes a label longer than
-    ``SHORT_LABEL`` characters (or two equal), the settings alone name the variants that
-    have any (``sens-wp+bound``); failing that, every variant is numbered per algorithm
-    (``guided-1``, ``guided-2``, ``naive-1``). The full label is ``Variant.label``, with
-    ``/verifier`` when the verifiers differ."""
-    variants = list(dict.fromkeys(variants))
-    settings = [(variant.shrink, variant.gradient, variant.verifier) for variant in variants]
-    by_algorithm: dict[Algorithm, list[tuple[Any, ...]]] = defaultdict(list)
-    for variant, values in zip(variants, settings, strict=True):
-        by_algorithm[variant.algorithm].append(values)
-    # a setting is named where it tells apart variants of one algorithm
-    named = [any(len({values[position] for values in group}) > 1 for group in by_algorithm.values())
-             for position in range(3)]
-    parts = [[value if isinstance(value, str) else ABBREVIATIONS.get(value, value.value)
-              for value, shown in zip(values, named, strict=True) if shown and value is not None]
-             for values in settings]
-    short = ["-".join([variant.algorithm.value, *names])
-             for variant, names in zip(variants, parts, strict=True)]
-    if not _fits(short):
-        short = ["-".join(names) or variant.algorithm.value
-                 for variant, names in zip(variants, parts, strict=True)]
-    if not _fits(short):
-        counts: dict[Algorithm, int] = defaultdict(int)
-        short = []
-        for variant in variants:
-            counts[variant.algorithm] += 1
-            short.append(f"{variant.algorithm.value}-{counts[variant.algorithm]}")
-    verifiers = len({variant.verifier for variant in variants}) > 1
-    full = [variant.label + (f"/{variant.verifier}" if verifiers else "") for variant in variants]
-    return {variant: (brief, whole) for variant, brief, whole in zip(variants, short, full, strict=True)}
-
-
-def _all_variants(models: dict[str, dict[Variant, list[AnalysisRecord]]]) -> list[Variant]:
-    return sorted({variant for variants in models.values() for variant in variants},
-                  key=lambda variant: variant.columns)
-
-
-def mean_with_band(rows: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per ring distance: mean epsilon and its 95% t-interval over the analyses that have
-    that ring (images differ in ring count). ``rows`` holds one epsilon vector each."""
-    depth = max(len(row) for row in rows)
-    mean, low, high = (np.full(depth, np.nan) for _ in range(3))
-    for ring in range(depth):
-        values = np.array([row[ring] for row in rows if len(row) > ring], dtype=np.float64)
-        mean[ring] = values.mean()
-        half = t_half_width(values)
-        if math.isnan(half):  # one value: no band
-            half = 0.0
-        low[ring], high[ring] = mean[ring] - half, mean[ring] + half
-    return mean, low, high
-
-
-def plot_epsilon_by_ring(records: Sequence[AnalysisRecord], path: Path) -> Path:
-    models = _by_model(records)
-    labels = variant_labels(_all_variants(models))
-    figure = _figure(4.2 * len(models), 3.4)
-    for index, (model, variants) in enumerate(models.items()):
-        axes = figure.add_subplot(1, len(models), index + 1)
-        for variant, group in variants.items():
-            vectors = [record.epsilon for record in group]
-            # only rings that at least half the images have: the last rings exist in a few
-            # images only, often with a handful of pixels, and their means say little
-            shown = max(1, int(np.median([len(vector) for vector in vectors])))
-            mean, low, high = (values[:shown] for values in mean_with_band(vectors))
-            ring = np.arange(shown)
-            axes.plot(ring, mean, marker="o", markersize=3, label=labels[variant][1])
-            axes.fill_between(ring, np.clip(low, 0, 1), np.clip(high, 0, 1), alpha=0.2)
-        axes.set(title=f"model {model}",
-                 xlabel="ring distance (px, 0 = perturbed digit)",
-                 ylabel="mean epsilon (95% CI)", ylim=(0, None))
-        axes.legend(fontsize=7)
-    return _save(figure, path)
-
-
-def size_distribution_figure(records: Sequence[AnalysisRecord]) -> Any:
-    """The size box plots, one panel per model (``PANELS_ACROSS`` a row), as a matplotlib
-    ``Figure``: each box has a short horizontal tick label (``variant_labels``), and a
-    legend below the panels gives the full label of every variant whose tick label is
-    shortened."""
-    from matplotlib.lines import Line2D
-
-    models = _by_model(records)
-    labels = variant_labels(_all_variants(models))
-    entries = [f"{short} = {full}" for short, full in labels.values() if short != full]
-    # room for every horizontal tick label (about 7 px a character at 9 pt, 100 dpi), and at
-    # most two panels side by side, so that the page shows the figure near its own size
-    boxes = max(len(variants) for variants in models.values())
-    longest = max(len(short) for short, _ in labels.values())
-    panel = max(4.2, 1.0 + boxes * (0.15 + 0.075 * longest))
-    across = min(len(models), PANELS_ACROSS)
-    down = -(-len(models) // across)
-    width = panel * across
-    # legend columns as wide as the longest entry (about 6 px a character at 8 pt)
-    columns = max(1, min(len(entries), int(width * 100 // (6 * max(map(len, entries), default=1) + 30))))
-    figure = _figure(width, 3.4 * down + 0.2 * -(-len(entries) // columns))
-    for index, (model, variants) in enumerate(models.items()):
-        axes = figure.add_subplot(down, across, index + 1)
-        sizes = [[record.size for record in group] for group in variants.values()]
-        axes.boxplot(sizes, showmeans=True)
-        axes.set_xticks(range(1, len(variants) + 1), [labels[variant][0] for variant in variants],
-                        rotation=0, fontsize=9)
-        axes.set(title=f"model {model}", ylabel="size w . eps")
-    if entries:
-        handles = [Line2D([], [], linestyle="none", label=entry) for entry in entries]
-        figure.legend(handles=handles, loc="outside lower center", ncols=columns, fontsize=8,
-                      handlelength=0, handletextpad=0, frameon=False)
-    return figure
-
-
-def plot_size_distribution(records: Sequence[AnalysisRecord], path: Path) -> Path:
-    return _save(size_distribution_figure(records), path)
-
-
-Pair = tuple[AnalysisRecord, AnalysisRecord]
-"""The same guided analysis with fixed and with sensitivity cutting weights."""
-
-
-def shrink_pairs(records: Sequence[AnalysisRecord]) -> dict[str, list[Pair]]:
-    """Per model, (fixed, sensitivity) guided analyses of the same image and target with
-    the same gradient and verifier, sorted by image index then target."""
-    found: dict[tuple[str, int, str, str, str], dict[Shrink, AnalysisRecord]] = defaultdict(dict)
-    for record in records:
-        variant = Variant.of(record)
-        if record.image_index is None or variant.algorithm is not Algorithm.GUIDED \
-                or variant.shrink is None:
-            continue
-        _, _, gradient, verifier = variant.columns
-        key = (record.model, record.image_index, show(record.target), gradient, verifier)
-        found[key][variant.shrink] = record
-    pairs: dict[str, list[Pair]] = defaultdict(list)
-    for key in sorted(found):
-        if Shrink.FIXED in found[key] and Shrink.SENSITIVITY in found[key]:
-            pairs[key[0]].append((found[key][Shrink.FIXED], found[key][Shrink.SENSITIVITY]))
-    return dict(pairs)
-
-
-def plot_fixed_vs_sensitivity(pairs: dict[str, list[Pair]], path: Path) -> Path:
-    figure = _figure(4.6, 4.2)
-    axes = figure.add_subplot()
-    top = 0.0
-    for model, items in pairs.items():
-        fixed = [a.size for a, _ in items]
-        sensitivity = [b.size for _, b in items]
-        axes.scatter(fixed, sensitivity, s=14, alpha=0.7, label=f"{model} ({len(items)})")
-        top = max(top, *fixed, *sensitivity)
-    axes.plot([0, top], [0, top], color="grey", linewidth=0.8, linestyle="--")
-    axes.set(xlabel="size with fixed cutting weights", ylabel="size with sensitivity weights",
-             title="guided search: shrink rule, per image")
-    axes.legend(fontsize=7)
-    return _save(figure, path)
-
-
-def _stored_heatmap(path: Path | None) -> np.ndarray | None:
-    if path is None or not path.with_suffix(".png").is_file():
-        return None
-    from matplotlib.image import imread
-
-    try:
-        return imread(path.with_suffix(".png"))
-    except (OSError, ValueError, SyntaxError):
-        return None
-
-
-def _redrawn_heatmap(record: AnalysisRecord) -> np.ndarray | None:
-    """Epsilon per pixel over the record's image (regenerated, or read from its data file),
-    if its rings match the record."""
-    from ringcert.errors import RingcertError
-    from ringcert.problem import ring_map
-    from ringcert.samples import image
-
-    if record.image_index is None or not isinstance(record.target, Side):
-        return None
-    try:
-        masks = image(record.image_index, data=record.raw.get("data")).masks[0]
-        rings = ring_map(masks[record.target.other.column])
-    except (RingcertError, ValueError, OSError, ImportError):
-        return None
-    epsilon = np.asarray(record.epsilon, dtype=np.float64)
-    if int(rings.max()) + 1 != len(epsilon):
-        return None
-    return epsilon[rings]
-
-
-def plot_heatmap_pair(fixed: Located, sensitivity: Located, path: Path) -> Path | None:
-    """The seed's figures 3-4: one image's neighborhoods with both shrink rules."""
-    pictures = []
-    for json_path, record in (fixed, sensitivity):
-        stored = _stored_heatmap(json_path)
-        pictures.append((stored, True) if stored is not None else (_redrawn_heatmap(record), False))
-    if any(picture is None for picture, _ in pictures):
-        return None
-    figure = _figure(8.4, 4.2)
-    record = fixed[1]
-    figure.suptitle(f"model {record.model}, image {record.image_index}, target "
-                    f"{show(record.target)} (class {record.target_class})", fontsize=9)
-    for index, ((picture, stored), (_, item), rule) in enumerate(
-            zip(pictures, (fixed, sensitivity), (Shrink.FIXED, Shrink.SENSITIVITY), strict=True)):
-        axes = figure.add_subplot(1, 2, index + 1)
-        shown = axes.imshow(picture, interpolation="nearest",
-                            **({} if stored else {"cmap": "viridis", "vmin": 0, "vmax": 1}))
-        if not stored:
-            figure.colorbar(shown, ax=axes, fraction=0.046, label="ring epsilon")
-        axes.set_axis_off()
-        axes.set_title(f"{rule.value} cutting weights: size {item.size:.3g}", fontsize=9)
-    return _save(figure, path)
-
-
-def draw_figures(loaded: Sequence[Located], out: Path) -> list[Path]:
-    """Every figure the analyses (no skip records) allow, written to ``out``; their paths."""
-    records = [record for _, record in loaded]
-    paths = [plot_epsilon_by_ring(records, out / "epsilon_by_ring.png"),
-             plot_size_distribution(records, out / "size_distribution.png")]
-    pairs = shrink_pairs(records)
-    if pairs:
-        paths.append(plot_fixed_vs_sensitivity(pairs, out / "fixed_vs_sensitivity.png"))
-    where = {id(record): path for path, record in loaded}
-    for model, items in pairs.items():
-        for fixed, sensitivity in items:  # the lowest image index that can be drawn
-            drawn = plot_heatmap_pair((where.get(id(fixed)), fixed),
-                                      (where.get(id(sensitivity)), sensitivity),
-                                      out / f"heatmaps-{model}.png")
-            if drawn is not None:
-                paths.append(drawn)
-                break
-    return paths
 
 
 def compare(results: Results, out: str | os.PathLike[str]) -> Comparison:

@@ -29,7 +29,6 @@ from urllib.parse import quote
 
 from ringcert.batch.store import write_atomic
 from ringcert.report.compare import (
-    CONFIDENCE,
     PAIRED_LEVEL,
     Comparison,
     Shown,
@@ -39,6 +38,7 @@ from ringcert.report.compare import (
     two_sided_shown,
 )
 from ringcert.report.records import AnalysisRecord, Results, Variant, read_analyses, show
+from ringcert.report.statistics import CONFIDENCE
 from ringcert.vocabulary import MaximalityStatus
 
 STYLE = """
