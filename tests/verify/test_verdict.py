@@ -11,7 +11,7 @@ from ringcert.verify.attack import Attack, likely_sets, pgd_attack
 from ringcert.verify.cascade import Cascade
 from ringcert.verify.propagation import Crown, Ibp
 from ringcert.verify.verdict import Verdict, Verifier, check_witness
-from ringcert.vocabulary import Status, VerifierKind
+from ringcert.vocabulary import Status, UnknownReason, VerifierKind
 from tests.fixtures import make_problem, net_b
 
 
@@ -84,6 +84,9 @@ def test_cascade_stops_at_the_first_stage_that_decides(problem):
     small = cascade.verify(problem, _eps(problem, 0.0))
     assert small.status is Status.ROBUST and small.verifier is VerifierKind.IBP
     assert len(small.stages) == 2  # the attack, then IBP decided; CROWN never ran
+    assert [(s.verifier, s.status) for s in small.stages] == [
+        (VerifierKind.ATTACK, Status.UNKNOWN), (VerifierKind.IBP, Status.ROBUST)]
+    assert small.stages[0].reason is UnknownReason.INCONCLUSIVE and small.stages[1].time_s > 0
     large = cascade.verify(problem, _eps(problem, 1.0))
     assert large.status is Status.NOT_ROBUST and large.verifier is VerifierKind.ATTACK
     assert len(large.stages) == 1

@@ -57,9 +57,9 @@ def analysis_tasks(*, models: Sequence[str], indices: Sequence[int], sides: Sequ
 
 
 @lru_cache(maxsize=8)
-def _network(reference: str) -> tuple[str, Any, str]:
+def _network(reference: str, _digest: str | None) -> tuple[str, Any, str]:
     """Name, network and what is verified of its output (``logits``, or the logits before a
-    final Sigmoid / Softmax of an ONNX file)."""
+    final Sigmoid / Softmax of an ONNX file); cached per file content (``_digest``)."""
     from ringcert.models.modelfile import load_model
 
     loaded = load_model(reference)
@@ -78,7 +78,7 @@ def run_task(task: AnalysisTask) -> TaskOutput:
     from ringcert.samples import image, image_problem
 
     options = AnalysisOptions.from_settings(task.settings)
-    name, network, output = _network(task.model)
+    name, network, output = _network(task.model, task.settings.get("model_sha256"))
     side = Side(task.target)
     data = task.settings.get("data")
     one = image(task.image_index, data=data)

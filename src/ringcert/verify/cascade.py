@@ -40,7 +40,9 @@ class Cascade(Verifier):
         for stage in self.stages:
             left = None if time_limit is None else max(time_limit - (time.perf_counter() - began), 0.0)
             verdict = stage.verify(problem, eps, hint=weakest, warm_start=warm_start, time_limit=left)
-            stages.append(verdict)
+            # the record of a stage keeps its answer, not its points (a search keeps every verdict)
+            stages.append(replace(verdict, counterexample=None, weakest_points=None,
+                                  weakest_margins=None))
             if verdict.weakest_points is not None:
                 weakest = verdict
             if verdict.status is not Status.UNKNOWN:
