@@ -398,7 +398,7 @@ def test_compare_writes_and_exposes_the_new_tables(tmp_path):
     lines = comparison.paired_markdown.read_text().splitlines()
     assert lines[0].startswith("| algorithm | shrink | gradient | verifier | A | B | pairs |")
     assert lines[2] == ("| uniform | - | - | v | a | b | 5 | 5 of 5 | 0.0312 | 5 | 5 of 5 | 0.0312 "
-                        "| a > b on both sides |")
+                        "| n/a | n/a | a > b on both sides |")  # no ray scales in these records
     with comparison.paired_csv.open() as handle:
         [first, second] = list(csv.DictReader(handle))
     assert (first["model_a"], first["certified_wins"], first["frontier_wins"]) == ("a", "5", "5")
@@ -408,3 +408,21 @@ def test_compare_writes_and_exposes_the_new_tables(tmp_path):
 def test_estimate_text():
     assert Estimate.of([]).text == "n/a" and Estimate.of([None, 0.5]).text == "0.5"
     assert Estimate.of([1.0, 3.0]).text == "2 [-10.71, 14.71]"
+
+
+def test_the_ray_frontier_decides_where_the_per_ring_frontier_cannot():
+    """B's per-ring frontier (a sum of single-ring limits) is far above its certificate, but
+    along B's own ray the attack breaks it at 1.5 x: A's certified size beats that."""
+    def records(model, size, upper, scale):
+        return [analysis(model=model, image_index=index, epsilon=[size / 4] * 2, weights=[2.0, 2.0],
+                         size=size, frontier={"ray_scale": scale, "rings": [upper / 4] * 2},
+                         frontier_size=upper) for index in range(6)]
+    a, b = records("a", 3.0, 3.9, 1.2), records("b", 1.0, 3.6, 1.5)
+    assert b[0].ray_frontier_size == pytest.approx(1.5)  # w . clip(1.5 eps*) = 1.5 x 1.0
+    row = next(r for r in paired_comparison(a + b) if (r.model_a, r.model_b) == ("a", "b"))
+    assert (row.frontier_wins, row.frontier_losses) == (0, 6)  # 3.0 < 3.6: not beyond w . u
+    assert (row.ray_pairs, row.ray_wins, row.ray_losses) == (6, 6, 0)
+    assert row.ray_p == pytest.approx(0.5 ** 6)
+    assert row.conclusion == "a > b beyond b's ray frontier, not its per-ring one"
+    clipped = records("c", 1.0, 2.0, 10.0)[0]  # the ray saturates every ring at 1
+    assert clipped.ray_frontier_size == pytest.approx(4.0)

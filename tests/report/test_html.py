@@ -128,8 +128,9 @@ def test_the_page_shows_the_two_sided_and_paired_tables(tmp_path):
                                              "eps on target rings", "ray scale"]
     paired = table_rows(page, "paired")
     assert [row[4:] for row in paired] == [
-        ["none", "pgd", "6", "0 of 6", "1", "6", "0 of 6", "1", "no conclusion"],
-        ["pgd", "none", "6", "6 of 6", "0.0156", "6", "6 of 6", "0.0156", "pgd > none on both sides"]]
+        ["none", "pgd", "6", "0 of 6", "1", "6", "0 of 6", "1", "0 of 6", "1", "no conclusion"],
+        ["pgd", "none", "6", "6 of 6", "0.0156", "6", "6 of 6", "0.0156", "6 of 6", "0.0156",
+         "pgd > none on both sides"]]
     for name in ("summary", "two_sided", "paired"):
         for suffix in (".md", ".csv"):
             assert f'href="figures/{name}{suffix}"' in page

@@ -341,7 +341,10 @@ class PairedRow:
     both: how often A's certified size is above B's certified size (``certified_*``) and
     above B's frontier size (``frontier_*``, over the ``frontier_pairs`` where B has a
     frontier), as wins (A above), ties and losses, with the one-sided sign test's p-value
-    (ties dropped; nan without a win or a loss) for "A above B more often than not"."""
+    (ties dropped; nan without a win or a loss) for "A above B more often than not".
+    ``ray_*`` compare A's certified size with B's ray frontier size ``w . clip(s eps*)``
+    (over the ``ray_pairs`` where B's ray was broken): every robust box of B along its own
+    certified vector's ray is smaller than that, whatever verifier would certify it."""
 
     model_a: str
     model_b: str
@@ -359,6 +362,11 @@ class PairedRow:
     frontier_ties: int
     frontier_losses: int
     frontier_p: float
+    ray_pairs: int = 0
+    ray_wins: int = 0
+    ray_ties: int = 0
+    ray_losses: int = 0
+    ray_p: float = math.nan
 
     @property
     def conclusion(self) -> str:
@@ -369,6 +377,8 @@ class PairedRow:
         a, b = self.model_a, self.model_b
         if self.frontier_p < PAIRED_LEVEL:
             return f"{a} > {b} on both sides"
+        if self.ray_p < PAIRED_LEVEL:
+            return f"{a} > {b} beyond {b}'s ray frontier, not its per-ring one"
         if self.certified_p < PAIRED_LEVEL:
             if self.frontier_pairs == 0:
                 return f"{a} > {b} as certified ({b} has no frontier)"
@@ -409,6 +419,8 @@ def paired_comparison(records: Sequence[AnalysisRecord]) -> list[PairedRow]:
             certified = _counts([(x.size, y.size) for x, y in both])
             frontier = [(x.size, y.frontier_size) for x, y in both if y.frontier_size is not None]
             beyond = _counts(frontier)
+            ray = [(x.size, y.ray_frontier_size) for x, y in both if y.ray_frontier_size is not None]
+            along = _counts(ray)
             algorithm, shrink, gradient, verifier = variant.columns
             rows.append(PairedRow(
                 model_a=a, model_b=b, algorithm=algorithm, shrink=shrink, gradient=gradient,
@@ -416,13 +428,15 @@ def paired_comparison(records: Sequence[AnalysisRecord]) -> list[PairedRow]:
                 certified_ties=certified[1], certified_losses=certified[2],
                 certified_p=sign_test(certified[0], certified[2]), frontier_pairs=len(frontier),
                 frontier_wins=beyond[0], frontier_ties=beyond[1], frontier_losses=beyond[2],
-                frontier_p=sign_test(beyond[0], beyond[2])))
+                frontier_p=sign_test(beyond[0], beyond[2]), ray_pairs=len(ray), ray_wins=along[0],
+                ray_ties=along[1], ray_losses=along[2], ray_p=sign_test(along[0], along[2])))
     return rows
 
 
 PAIRED_HEADERS = ("algorithm", "shrink", "gradient", "verifier", "A", "B", "pairs",
                   "A certified > B certified", "p", "pairs with B frontier",
-                  "A certified > B frontier", "p", f"conclusion (sign test, {PAIRED_LEVEL:.0%})")
+                  "A certified > B frontier", "p", "A certified > B ray frontier", "p",
+                  f"conclusion (sign test, {PAIRED_LEVEL:.0%})")
 
 
 def _wins(wins: int, ties: int, pairs: int) -> str:
@@ -436,11 +450,12 @@ def _p(value: float) -> str:
 
 
 def paired_shown(rows: Sequence[PairedRow]) -> Shown:
-    return Shown(headers=PAIRED_HEADERS, numeric=(False,) * 6 + (True,) * 6 + (False,), rows=tuple(
+    return Shown(headers=PAIRED_HEADERS, numeric=(False,) * 6 + (True,) * 8 + (False,), rows=tuple(
         (*(getattr(row, name) for name in VARIANT_COLUMNS), row.model_a, row.model_b, str(row.pairs),
          _wins(row.certified_wins, row.certified_ties, row.pairs), _p(row.certified_p),
          str(row.frontier_pairs), _wins(row.frontier_wins, row.frontier_ties, row.frontier_pairs),
-         _p(row.frontier_p), row.conclusion) for row in rows))
+         _p(row.frontier_p), _wins(row.ray_wins, row.ray_ties, row.ray_pairs), _p(row.ray_p),
+         row.conclusion) for row in rows))
 
 
 def paired_csv(rows: Sequence[PairedRow]) -> str:

@@ -218,6 +218,15 @@ class AnalysisRecord:
             return None
         return self.frontier_size - self.size
 
+    @property
+    def ray_frontier_size(self) -> float | None:
+        """``w . clip(s eps*)`` at the ray scale ``s`` the attack broke: every robust box along
+        the certified vector's own ray is smaller; None without a broken ray."""
+        if self.ray_scale is None:
+            return None
+        return sum(w * min(1.0, self.ray_scale * eps) for w, eps in zip(self.weights, self.epsilon,
+                                                                       strict=True))
+
     # --- summaries beyond w . eps: each certified (eps*) and frontier (u) --------------------
 
     @property
