@@ -20,40 +20,39 @@ from collections import defaultdict
 from scipy import stats
 
 from common import table
-from ringcert.batch import load_records
-from ringcert.batch.store import read_record, result_files
+from ringcert.report.records import read_analyses, show
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results")
     args = parser.parse_args()
-    records = [record for _, record in load_records(args.results)]
+    loaded = read_analyses(args.results)
+    records = [record for _, record in loaded.require_analyses()]
     skipped: dict[tuple[str, str], int] = defaultdict(int)
-    for path in result_files(args.results):
-        record = read_record(path)
-        if record is not None and "skipped" in record:
-            skipped[(str(record["model"]), str(record["target"]))] += 1
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for _, record in loaded.records:
+        if record.skipped is not None:
+            skipped[(record.model, show(record.target))] += 1
+    groups: dict[tuple[str, str], list] = defaultdict(list)
     for record in records:
-        groups[(record["model"], record["target"])].append(record)
-        groups[(record["model"], "both")].append(record)
+        groups[(record.model, show(record.target))].append(record)
+        groups[(record.model, "both")].append(record)
     rows = []
     for (model, side), group in sorted(groups.items()):
-        sizes = [float(r["size"]) for r in group]
-        near = [statistics.fmean(r["epsilon"][1:6]) for r in group]
+        sizes = [r.size for r in group]
+        near = [statistics.fmean(r.epsilon[1:6]) for r in group]
         skips = (sum(v for (m, _), v in skipped.items() if m == model) if side == "both"
                  else skipped[(model, side)])
         rows.append([model, side, len(group), skips, statistics.fmean(sizes),
-                     statistics.median(sizes), statistics.fmean(r["epsilon"][0] for r in group),
-                     statistics.fmean(near), statistics.fmean(r["queries"]["total"] for r in group),
-                     statistics.fmean(r["time_s"] for r in group)])
+                     statistics.median(sizes), statistics.fmean(r.epsilon[0] for r in group),
+                     statistics.fmean(near), statistics.fmean(r.queries for r in group),
+                     statistics.fmean(r.time_s for r in group)])
     print(table(["model", "target", "analyses", "skipped", "mean size", "median size",
                  "mean eps ring 0", "mean eps rings 1-5", "mean queries", "mean time s"], rows))
     by_pair: dict[tuple[int, str], dict[str, float]] = defaultdict(dict)
     for record in records:
-        by_pair[(record["image_index"], record["target"])][record["model"]] = float(record["size"])
-    models = sorted({record["model"] for record in records})
+        by_pair[(record.image_index, show(record.target))][record.model] = record.size
+    models = sorted({record.model for record in records})
     wins = []
     for a, b in itertools.permutations(models, 2):
         common = [sizes for sizes in by_pair.values() if a in sizes and b in sizes]

@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from ringcert.batch import AnalysisTask, ResultStore, TaskOutput, load_records, write_atomic
+from ringcert.batch import AnalysisTask, ResultStore, TaskOutput, write_atomic
 from ringcert.errors import RingcertError
+from ringcert.report.records import read_analyses
 from tests.batch.fake_task import fake_record
 
 
@@ -54,17 +55,17 @@ def test_temp_files_are_removed_and_never_loaded(tmp_path):
     store.write(t, fake_record(t))
     stray = tmp_path / "none" / ".1-left.json.abc.tmp"
     stray.write_text(json.dumps(fake_record(task(1))))
-    assert [path.name for path, _ in load_records(tmp_path)] == ["0-left.json"]
+    assert [path.name for path, _ in read_analyses(tmp_path).records] == ["0-left.json"]
     assert store.remove_temp_files() == 1 and not stray.exists()
 
 
-def test_load_records_errors_and_duplicates(tmp_path):
+def test_reading_stored_results_errors_and_duplicates(tmp_path):
     with pytest.raises(RingcertError, match="does not exist"):
-        load_records(tmp_path / "missing")
+        read_analyses(tmp_path / "missing")
     with pytest.raises(RingcertError, match="no analysis results"):
-        load_records(tmp_path)
+        read_analyses(tmp_path).require_analyses()
     t = task(0)
     ResultStore(tmp_path / "a").write(t, fake_record(t))
     ResultStore(tmp_path / "b").write(t, fake_record(t))  # a copy of the same analysis
-    assert len(load_records([tmp_path / "a", tmp_path / "b"])) == 1
-    assert len(load_records(tmp_path)) == 1
+    assert len(read_analyses([tmp_path / "a", tmp_path / "b"]).records) == 1
+    assert len(read_analyses(tmp_path).records) == 1

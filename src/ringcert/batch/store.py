@@ -33,7 +33,6 @@ from ringcert.errors import RingcertError
 TEMP_SUFFIX = ".tmp"
 LOCK_NAME = ".ringcert.lock"
 LOCK_GRACE_S = 10.0  # an unreadable lock younger than this belongs to a run that is starting
-RECORD_KEYS = frozenset({"model", "epsilon", "size", "maximality"})  # what makes a record
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -183,35 +182,3 @@ def result_files(root: str | os.PathLike[str]) -> list[Path]:
     base = Path(root)
     return sorted(path for path in base.rglob("*.json")
                   if not path.name.startswith(".") and path.is_file())
-
-
-def iter_records(root: str | os.PathLike[str]) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """``(path, record)`` for every readable analysis record under ``root``."""
-    for path in result_files(root):
-        record = read_record(path)
-        if record is not None and record.keys() >= RECORD_KEYS:
-            yield path, record
-
-
-def load_records(roots: str | os.PathLike[str] | list[str | os.PathLike[str]]
-                 ) -> list[tuple[Path, dict[str, Any]]]:
-    """All records under one or more results folders, duplicates (same task key) once.
-
-    Raises RingcertError for a missing folder or one with no analysis records.
-    """
-    folders = [roots] if isinstance(roots, str | os.PathLike) else list(roots)
-    found: list[tuple[Path, dict[str, Any]]] = []
-    seen: set[str] = set()
-    for folder in folders:
-        if not Path(folder).is_dir():
-            raise RingcertError(f"results folder {folder} does not exist")
-        for path, record in iter_records(folder):
-            key = record.get("task_key")
-            if isinstance(key, str):
-                if key in seen:
-                    continue
-                seen.add(key)
-            found.append((path, record))
-    if not found:
-        raise RingcertError(f"no analysis results (*.json) found in {', '.join(map(str, folders))}")
-    return found

@@ -14,9 +14,8 @@ ring 0, the perturbed object (``ring0_eps``), and on the rings crossing the targ
 (``target_ring_eps``, from the optional ``target_rings`` key), each with a ``frontier_``
 twin. Records of older runs, without frontier or target rings, give None there.
 
-``read_analyses`` walks results folders itself rather than through
-``batch.store.load_records``, which silently drops files it cannot read: here every file
-left out is reported with the reason, so a report can say what it did not show.
+``read_analyses`` is the one reader of results folders (reports, benchmarks, tests): every
+file it leaves out is reported with the reason, so a report can say what it did not show.
 """
 
 from __future__ import annotations
@@ -467,9 +466,9 @@ def _parse(path: Path) -> AnalysisRecord | str:
 def read_analyses(results: Results, *, exclude: str | os.PathLike[str] | None = None) -> Loaded:
     """Every record under one or more results folders (any depth), each analysis once.
 
-    Like ``batch.store.load_records``: folders in the given order, files sorted, hidden and
+    Folders in the given order, files sorted (``batch.store.result_files``), hidden and
     temp files ignored, and a record whose ``task_key`` was already read is a duplicate
-    (a copy of the same analysis) and left out. Unlike it, every file left out is in
+    (a copy of the same analysis) and left out. Every file left out is in
     ``problems`` with the reason, and skip records are kept. Files under ``exclude`` (a
     report written inside its results folder) are not looked at. ``RingcertError`` for a
     folder that does not exist.
