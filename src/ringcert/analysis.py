@@ -15,11 +15,11 @@ import numpy as np
 from ringcert.options import DEFAULTS, AnalysisOptions
 from ringcert.problem import Problem
 from ringcert.search.budget import BudgetSettings
-from ringcert.search.frontier import Frontier, attack_frontier
+from ringcert.search.frontier import Frontier, attack_frontier, refuted_by_frontier
 from ringcert.search.result import SearchResult
 from ringcert.search.runner import SearchSettings, default_settings, run_search
 from ringcert.verify.verdict import Verifier
-from ringcert.vocabulary import Algorithm, MaximalityStatus, Side, VerifierKind
+from ringcert.vocabulary import Algorithm, Side, VerifierKind
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -114,15 +114,3 @@ def analyze(problem: Problem, options: AnalysisOptions = DEFAULTS, *,
         verifier=engine.kind.value if verifier is not None else options.verifier.value,
         search=search, version=__version__, frontier=frontier)
 
-
-def refuted_by_frontier(search: SearchResult, frontier: Frontier, *, delta: float) -> SearchResult:
-    """Maximality as an interval: a ring whose frontier lies within ``delta`` of ``eps*`` has a
-    checked witness inside ``eps* + delta e_d``, so that step is refuted (the ring is maximal
-    at ``delta``), whatever the verifier could not prove."""
-    statuses = list(search.maximality)
-    for ring, (status, eps, found) in enumerate(zip(statuses, search.epsilon, frontier.rings,
-                                                   strict=True)):
-        if (status in (MaximalityStatus.UNPROVEN, MaximalityStatus.UNCHECKED)
-                and found.upper is not None and found.upper <= eps + delta):
-            statuses[ring] = MaximalityStatus.REFUTED
-    return replace(search, maximality=tuple(statuses))

@@ -302,9 +302,6 @@ def _indices(text: str) -> list[range]:
 def _analysis_options(args: argparse.Namespace, **variant: object) -> AnalysisOptions:
     """The validated options shared by ``analyze`` and ``compare --run``; ``variant`` sets
     the algorithm and shrink rule."""
-    from ringcert.problem import parse_weights
-
-    parse_weights(args.weights)
     return AnalysisOptions(gradient=args.gradient, verifier=args.verifier, weights=args.weights,
                            delta=args.delta, k=args.k, max_queries=args.budget,
                            time_limit=_time_limit(args), frontier=args.frontier, **variant)

@@ -12,8 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from ringcert.analysis import refuted_by_frontier
-from ringcert.search.frontier import Frontier, FrontierSettings, RingFrontier, attack_frontier
+from ringcert.search.frontier import (
+    Frontier,
+    FrontierSettings,
+    RingFrontier,
+    attack_frontier,
+    refuted_by_frontier,
+)
 from ringcert.search.result import SearchResult
 from ringcert.verify.verdict import check_witness
 from ringcert.vocabulary import Algorithm, MaximalityStatus

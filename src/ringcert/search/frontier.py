@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from ringcert.problem import Problem
 from ringcert.search.oracle import witness_need
+from ringcert.search.result import SearchResult
 from ringcert.verify.attack import pgd_boxes
 from ringcert.verify.verdict import check_witness
+from ringcert.vocabulary import MaximalityStatus
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,3 +199,16 @@ def attack_frontier(problem: Problem, eps: np.ndarray | list[float], *, delta: f
         rings = ring_frontier(problem, vector, delta=delta, settings=settings)
     return Frontier(ray_scale=scale, ray_margin=margin, ray_witness=witness, rings=rings,
                     time_s=time.perf_counter() - began)
+
+
+def refuted_by_frontier(search: SearchResult, frontier: Frontier, *, delta: float) -> SearchResult:
+    """Maximality as an interval: a ring whose frontier lies within ``delta`` of ``eps*`` has a
+    checked witness inside ``eps* + delta e_d``, so that step is refuted (the ring is maximal
+    at ``delta``), whatever the verifier could not prove."""
+    statuses = list(search.maximality)
+    for ring, (status, eps, found) in enumerate(zip(statuses, search.epsilon, frontier.rings,
+                                                   strict=True)):
+        if (status in (MaximalityStatus.UNPROVEN, MaximalityStatus.UNCHECKED)
+                and found.upper is not None and found.upper <= eps + delta):
+            statuses[ring] = MaximalityStatus.REFUTED
+    return replace(search, maximality=tuple(statuses))
