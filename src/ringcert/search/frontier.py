@@ -170,8 +170,9 @@ def ring_frontier(problem: Problem, eps: np.ndarray, *, delta: float,
                                   steps=settings.ring_steps, settings=settings,
                                   round_index=round_index)
         for row, (ring, value) in enumerate(order):
-            if margins[row] is None:
-                low[ring] = max(low[ring], value) if value < high[ring] else low[ring]
+            if margins[row] is None:  # not broken here: the frontier lies above (as far as PGD sees)
+                if value < high[ring]:
+                    low[ring] = max(low[ring], value)
                 continue
             # the witness lies in every box that holds it: its own need on this ring is an
             # upper bound too (below eps only if eps itself is not robust)
