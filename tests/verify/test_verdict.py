@@ -154,6 +154,24 @@ def test_cascade_passes_what_is_left_of_its_time_limit_to_each_stage(problem):
     assert first.limits[1] is None and last.limits[1] is None
 
 
+def test_cascade_resumes_after_the_stage_an_unknown_hint_comes_from(problem):
+    """The maximality screen's contract: a CROWN verdict on the query as hint skips the
+    stages up to CROWN; a settled hint or one from a kind the cascade lacks skips nothing."""
+    first, last = _Records(), _Records()
+    cascade = Cascade(stages=[first, Crown(), last])
+    eps = _eps(problem, 0.5)
+    hint = Crown().verify(problem, eps)
+    assert hint.status is Status.UNKNOWN
+    verdict = cascade.verify(problem, eps, hint=hint)
+    assert first.limits == [] and len(last.limits) == 1
+    assert [s.verifier for s in verdict.stages] == [VerifierKind.CROWN, VerifierKind.MILP]
+    cascade.verify(problem, eps, hint=Ibp().verify(problem, eps))
+    assert len(first.limits) == 1
+    zero = _eps(problem, 0.0)
+    settled = cascade.verify(problem, zero, hint=Crown().verify(problem, zero))
+    assert len(first.limits) == 2 and settled.stages[0].verifier is VerifierKind.MILP
+
+
 @pytest.mark.parametrize("name", ["attack", "crown", "alpha-crown", "bab", "cascade"])
 def test_verifiers_answer_the_same_inside_no_grad(problem, name):
     """A caller's ``torch.no_grad()`` (common around evaluation code) must not break the

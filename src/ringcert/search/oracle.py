@@ -88,27 +88,46 @@ class Oracle:
             return Decision(eps=eps, status=Status.UNKNOWN)
         return None
 
-    def decide(self, eps: np.ndarray | list[float]) -> Decision:
+    def decide(self, eps: np.ndarray | list[float], *, hint: Verdict | None = None) -> Decision:
         """Robust or not (cached when monotonicity settles it); may raise ``BudgetExhausted``.
 
         The previous query's verdict goes to the verifier as a warm start (its weakest
         points start the attacks), never as a hint: a hint is a verdict on the same query,
-        and the gates trust its bound."""
+        and the gates trust its bound. ``hint``: such a verdict, from a stage the caller ran
+        on ``eps`` itself (the maximality screen's CROWN bound; a cascade resumes after it)."""
         eps = np.clip(np.asarray(eps, dtype=np.float64), 0.0, 1.0)
         decision = self._from_cache(eps)
         if decision is not None:
             self.budget.cached += 1
         else:
             self.budget.check()
-            verdict = self.verifier.verify(self.problem, eps, warm_start=self.last_verdict,
+            verdict = self.verifier.verify(self.problem, eps, hint=hint, warm_start=self.last_verdict,
                                            time_limit=self.budget.query_time_cap())
-            self.budget.charge(verdict)
-            self.last_verdict = verdict
-            decision = Decision(eps=eps, status=verdict.status, verdict=verdict,
-                                counterexample=verdict.counterexample)
-            self._record(decision)
+            decision = self.record(verdict)
         self.log.append(decision)
         return decision
+
+    def record(self, verdict: Verdict) -> Decision:
+        """Count and remember a verdict on ``verdict.eps`` from a query the caller made on
+        this problem (through ``decide``, or a screen's own verifier call); unbudgeted."""
+        assert verdict.eps is not None, "a verdict from Verifier.verify carries its eps"
+        eps = np.asarray(verdict.eps, dtype=np.float64)
+        self.budget.charge(verdict)
+        self.last_verdict = verdict
+        decision = Decision(eps=eps, status=verdict.status, verdict=verdict,
+                            counterexample=verdict.counterexample)
+        self._record(decision)
+        return decision
+
+    def add_witness(self, eps: np.ndarray, z: torch.Tensor) -> bool:
+        """Keep ``z`` as a counterexample if it lies in ``box(eps)`` and breaks the top-k on a
+        float32 forward pass (``check_witness``); later queries whose box holds it are
+        refuted from the cache. Returns whether it was kept."""
+        if check_witness(self.problem, torch.as_tensor(eps), z) is None:
+            return False
+        z = z.detach().float().reshape(self.problem.image.shape)
+        self.witnesses.append((witness_need(self.problem, z), z))
+        return True
 
     def _record(self, decision: Decision) -> None:
         eps = decision.eps

@@ -7,6 +7,12 @@ hint (a verdict on the same query: the gates read its bound, the complete stages
 their PGD phase from its best point), the call's warm start, and what is left of the
 call's time limit. The returned verdict is the deciding stage's, with the weakest points
 of the most informative stage and every stage's verdict in ``stages``.
+
+A hint from one of the cascade's own stage kinds (an UNKNOWN one) means the caller has
+already run the stages up to that one on this query (the maximality screen attacks every
+ring's step in one batch and bounds each with CROWN): the cascade then resumes after that
+stage, with the hint recorded as the first of its ``stages``. Skipping can only lose
+refutations and proofs the skipped stages would have found, never add one.
 """
 
 from __future__ import annotations
@@ -37,16 +43,27 @@ class Cascade(Verifier):
         stages: list[Verdict] = []
         weakest: Verdict | None = hint  # the same query's most informative verdict so far
         began = time.perf_counter()
-        for stage in self.stages:
+        kinds = [stage.kind for stage in self.stages]
+        resume = 0
+        if hint is not None and hint.status is Status.UNKNOWN and hint.verifier in kinds:
+            resume = kinds.index(hint.verifier) + 1
+            stages.append(_record(hint))
+        verdict = hint
+        for stage in self.stages[resume:]:
             left = None if time_limit is None else max(time_limit - (time.perf_counter() - began), 0.0)
             verdict = stage.verify(problem, eps, hint=weakest, warm_start=warm_start, time_limit=left)
             # the record of a stage keeps its answer, not its points (a search keeps every verdict)
-            stages.append(replace(verdict, counterexample=None, weakest_points=None,
-                                  weakest_margins=None))
+            stages.append(_record(verdict))
             if verdict.weakest_points is not None:
                 weakest = verdict
             if verdict.status is not Status.UNKNOWN:
                 break
+        assert verdict is not None  # a cascade has a stage, or resumed from a hint
         best = weakest if weakest is not None else verdict
         return replace(verdict, weakest_points=best.weakest_points,
                        weakest_margins=best.weakest_margins, stages=tuple(stages))
+
+
+def _record(verdict: Verdict) -> Verdict:
+    """A stage's answer without its points (a search keeps every verdict)."""
+    return replace(verdict, counterexample=None, weakest_points=None, weakest_margins=None)
