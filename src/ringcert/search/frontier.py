@@ -39,9 +39,11 @@ class FrontierSettings:
     """The frontier attack: stronger than the search's cheap stage (8 x 40). ``restarts`` x
     ``steps`` (half the restarts targeted at likely k-sets) for the ray, ``ring_restarts`` x
     ``ring_steps`` per ring and round; ``step_fraction`` of the box per step; ``grid``
-    candidates per ring and bisection round; ``ray_tolerance`` the relative resolution of
-    the ray scale. The defaults find the same ray scales as 32 x 200 within 1% at a third of
-    the time (benchmarks/README.md, frontier)."""
+    candidate scales per ray round, ``ring_grid`` candidates per ring and round (1: plain
+    bisection, which halves the boxes a ring frontier attacks against 3 for the same
+    resolution); ``ray_tolerance`` the relative resolution of the ray scale. The defaults
+    find the same ray scales as 32 x 200 within 1% at a third of the time
+    (benchmarks/README.md, frontier)."""
 
     restarts: int = 16
     steps: int = 100
@@ -49,6 +51,7 @@ class FrontierSettings:
     ring_steps: int = 40
     step_fraction: float = 0.05
     grid: int = 3
+    ring_grid: int = 1
     ray_tolerance: float = 0.01
     seed: int = 0
 
@@ -183,7 +186,7 @@ def ring_frontier(problem: Problem, eps: np.ndarray, *, delta: float,
         for ring in range(rings):
             if not math.isfinite(high[ring]) or high[ring] - low[ring] <= delta:
                 continue
-            candidates[ring] = list(np.linspace(low[ring], high[ring], settings.grid + 2)[1:-1])
+            candidates[ring] = list(np.linspace(low[ring], high[ring], settings.ring_grid + 2)[1:-1])
     return tuple(RingFrontier(upper=float(high[ring]), margin=best[ring][0], witness=best[ring][1])
                  if best[ring] is not None else RingFrontier(upper=None, margin=None, witness=None)
                  for ring in range(rings))

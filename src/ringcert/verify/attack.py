@@ -70,8 +70,10 @@ def pgd_boxes(problem: Problem, lo: torch.Tensor, hi: torch.Tensor, *, restarts:
 def _descend(problem: Problem, lo: torch.Tensor, hi: torch.Tensor, *, restarts: int, steps: int,
              step_fraction: float, seed: int, start: torch.Tensor | None, targeted: int
              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best point and margin of every restart of every box (box-major rows); stops early once
-    every box has a point with margin <= 0."""
+    """Best point and margin of every restart of every box (box-major rows). A box's
+    restarts stop as soon as one of them breaks it (its point has margin <= 0): the steps
+    after that are spent on the boxes still open only, which is what makes a frontier
+    bisection round cheap (the boxes above the frontier break within a few steps)."""
     if not 0 <= targeted <= restarts:
         raise ValueError("targeted must be between 0 and restarts")
     boxes = len(lo)
@@ -83,29 +85,40 @@ def _descend(problem: Problem, lo: torch.Tensor, hi: torch.Tensor, *, restarts: 
     z[::restarts] = first
     z = torch.max(torch.min(z, hi), lo)
     aimed_rows = (torch.arange(boxes * restarts) % restarts) >= restarts - targeted
-    sets = likely_sets(problem, targeted).repeat(boxes, 1) if targeted else None
+    sets = None  # per row: the k-set an aimed row attacks (unused on the other rows)
+    if targeted:
+        sets = torch.zeros((boxes * restarts, problem.k), dtype=torch.long)
+        sets[aimed_rows] = likely_sets(problem, targeted).repeat(boxes, 1)
     best_z = z.clone()
     best_m = torch.full((boxes * restarts,), torch.inf)
     step = step_fraction * width
+    active = torch.arange(boxes * restarts)  # rows of the boxes not yet broken
     with torch.enable_grad():  # callers may be inside no_grad (the bound verifiers are)
         for index in range(steps + 1):
-            z.requires_grad_(True)
-            logits = problem.model(z)
+            z_active = z[active].requires_grad_(True)
+            logits = problem.model(z_active)
             margin = topk_margin(logits, problem.target, problem.k)
             loss = margin
             if sets is not None:
-                aimed = logits[aimed_rows]
-                aimed = aimed[:, problem.target] - aimed.gather(1, sets).min(dim=1).values
-                loss = margin.masked_scatter(aimed_rows, aimed)
-            better = margin.detach() < best_m
-            best_m = torch.where(better, margin.detach(), best_m)
-            best_z[better] = z.detach()[better]
-            if index == steps or bool((best_m.view(boxes, restarts) <= 0).any(dim=1).all()):
+                aimed_here = aimed_rows[active]
+                aimed = logits[aimed_here]
+                aimed = aimed[:, problem.target] - aimed.gather(1, sets[active][aimed_here]).min(dim=1).values
+                loss = margin.masked_scatter(aimed_here, aimed)
+            better = margin.detach() < best_m[active]
+            rows = active[better]
+            best_m[rows] = margin.detach()[better]
+            best_z[rows] = z_active.detach()[better]
+            open_boxes = ~(best_m.view(boxes, restarts) <= 0).any(dim=1)
+            keep = open_boxes[active // restarts]
+            if index == steps or not bool(keep.any()):
                 break
-            (grad,) = torch.autograd.grad(loss.sum(), z)
+            (grad,) = torch.autograd.grad(loss.sum(), z_active)
             decay = 1.0 if index < steps // 2 else 0.5  # halve the step for the last half
             with torch.no_grad():
-                z = torch.max(torch.min(z - decay * step * grad.sign(), hi), lo)
+                moved = torch.max(torch.min(z_active - decay * step[active] * grad.sign(), hi[active]),
+                                  lo[active])
+                z[active[keep]] = moved[keep]
+            active = active[keep]
     return best_z, best_m
 
 
