@@ -74,6 +74,7 @@ class Shrink(Enum):
 
     FIXED = "fixed"
     SENSITIVITY = "sensitivity"
+    ADAPTIVE = "adaptive"
 
 
 class GradientSource(Enum):

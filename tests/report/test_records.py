@@ -34,7 +34,8 @@ def analysis_json(frontier=None) -> dict:
         settings=settings_json(GuidedSettings(shrink=Shrink.SENSITIVITY, gradient=GradientSource.BOUND)),
         epsilon=(0.25, 0.125, 1.0), size=1.375, maximality=statuses,
         queries={"attack": 9, "crown": 31, "total": 40, "cached": 2}, search_queries=30,
-        maximality_queries=10, time_s=3.5, budget_exhausted=False, history=((4, 0.5), (40, 1.375)))
+        maximality_queries=10, time_s=3.5, maximality_time_s=1.0, budget_exhausted=False,
+        history=((4, 0.5), (40, 1.375)))
     result = AnalysisResult(model="pgd", image_index=12, target=Side.LEFT, target_class=3,
                             perturbed_class=8, k=2, ring_sizes=(40, 60, 80),
                             weights=(1.0, 0.5, 0.25), verifier="cascade", search=search,

@@ -99,7 +99,7 @@ def test_frontier_on_a_shipped_model_lies_above_a_certificate() -> None:
 def _search(statuses: list[MaximalityStatus], eps: list[float]) -> SearchResult:
     return SearchResult(algorithm=Algorithm.GUIDED, settings={}, epsilon=tuple(eps), size=sum(eps),
                         maximality=tuple(statuses), queries={"total": 1}, search_queries=1,
-                        maximality_queries=0, time_s=0.0, budget_exhausted=False)
+                        maximality_queries=0, time_s=0.0, maximality_time_s=0.0, budget_exhausted=False)
 
 
 def test_a_frontier_within_delta_refutes_an_unproven_ring_and_nothing_else() -> None:

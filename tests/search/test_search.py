@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from ringcert.search import BudgetSettings, GuidedSettings, NaiveSettings, UniformSettings, run_search
 from ringcert.search.budget import QUERY_SHARE, Budget, BudgetExhausted
@@ -210,3 +211,23 @@ def test_result_serializes_to_json():
     assert record["queries"]["total"] == result.queries["total"]
     with pytest.raises(AttributeError):
         result.size = 3.0  # frozen
+
+
+def test_adaptive_weights_follow_the_weakest_point() -> None:
+    """At the image the adaptive rule is the sensitivity rule; at another point it ranks the
+    rings by that point's saliency (on a ReLU network, where the two differ)."""
+    from tests.fixtures import make_problem, net_b
+
+    network, shape = net_b(1)
+    problem = make_problem(network, shape, 1, k=1)
+    sensitivity = cutting_weights(problem, Shrink.SENSITIVITY)
+    assert np.allclose(cutting_weights(problem, Shrink.ADAPTIVE), sensitivity)
+    assert np.allclose(cutting_weights(problem, Shrink.ADAPTIVE, at=problem.image), sensitivity)
+    generator = torch.Generator().manual_seed(0)
+    elsewhere = torch.rand(problem.image.shape, generator=generator)
+    saliency = ring_saliency(problem, elsewhere)
+    adaptive = cutting_weights(problem, Shrink.ADAPTIVE, at=elsewhere)
+    assert not np.allclose(adaptive, sensitivity)
+    assert adaptive.min() == pytest.approx(0) and adaptive.max() == pytest.approx(1)
+    assert np.all(np.diff(adaptive[np.argsort(saliency)]) <= 1e-12)
+    assert np.allclose(cutting_weights(problem, Shrink.SENSITIVITY, at=elsewhere), sensitivity)

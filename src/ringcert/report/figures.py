@@ -62,7 +62,8 @@ PANELS_ACROSS = 2
 """At most this many models side by side in the size box plots (more go below)."""
 
 ABBREVIATIONS: dict[Shrink | GradientSource, str] = {
-    Shrink.FIXED: "fixed", Shrink.SENSITIVITY: "sens", GradientSource.WEAKEST_POINTS: "wp",
+    Shrink.FIXED: "fixed", Shrink.SENSITIVITY: "sens", Shrink.ADAPTIVE: "adapt",
+    GradientSource.WEAKEST_POINTS: "wp",
     GradientSource.BOUND: "bound", GradientSource.BOTH: "wp+bound"}
 """Short names of the settings in tick labels."""
 

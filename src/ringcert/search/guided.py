@@ -259,6 +259,8 @@ def _cegis(oracle: Oracle, state: _State, failed: Decision, cw: np.ndarray,
         state.points = witness[None]
     state.level *= settings.l_decay
     state.step *= settings.step_decay
+    if settings.shrink is Shrink.ADAPTIVE and state.points is not None and len(state.points):
+        cw = cutting_weights(problem, Shrink.ADAPTIVE, at=state.points[0])
     shrunk = failed.eps * cw + state.eps * (1.0 - cw)
     shrunk[state.frozen] = state.eps[state.frozen]
     if np.max(shrunk - state.eps) < settings.delta / 2:

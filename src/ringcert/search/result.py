@@ -14,7 +14,8 @@ class SearchResult:
 
     ``epsilon`` was answered ROBUST by the verifier (or is all zeros, robust by the
     problem's precondition). ``queries`` maps verifier kind -> count plus ``total`` and
-    ``cached``; ``search_queries`` / ``maximality_queries`` split the total by phase.
+    ``cached``; ``search_queries`` / ``maximality_queries`` split the total by phase, and
+    ``maximality_time_s`` is the maximality pass's part of ``time_s``.
     """
 
     algorithm: Algorithm
@@ -26,6 +27,7 @@ class SearchResult:
     search_queries: int
     maximality_queries: int
     time_s: float
+    maximality_time_s: float
     budget_exhausted: bool
     history: tuple[tuple[int, float], ...] = field(default=())  # (total queries, best size)
 
@@ -46,6 +48,7 @@ class SearchResult:
             "search_queries": self.search_queries,
             "maximality_queries": self.maximality_queries,
             "time_s": self.time_s,
+            "maximality_time_s": self.maximality_time_s,
             "budget_exhausted": self.budget_exhausted,
             "history": [list(point) for point in self.history],
         }

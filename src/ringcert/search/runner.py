@@ -66,6 +66,7 @@ def run_search(problem: Problem, verifier: Verifier, *, algorithm: Algorithm = A
         exhausted = True
     search_queries = counter.total
     counter.share = 1.0
+    maximality_began = time.perf_counter()
     eps, statuses = maximality_pass(oracle, oracle.best, delta=settings.delta,
                                     grow=algorithm is not Algorithm.UNIFORM)
     exhausted = exhausted or MaximalityStatus.UNCHECKED in statuses
@@ -76,5 +77,6 @@ def run_search(problem: Problem, verifier: Verifier, *, algorithm: Algorithm = A
         epsilon=tuple(float(value) for value in eps), size=problem.size(eps),
         maximality=statuses, queries=counter.counts(), search_queries=search_queries,
         maximality_queries=counter.total - search_queries,
-        time_s=time.perf_counter() - began, budget_exhausted=exhausted,
+        time_s=time.perf_counter() - began,
+        maximality_time_s=time.perf_counter() - maximality_began, budget_exhausted=exhausted,
         history=tuple(oracle.history))
