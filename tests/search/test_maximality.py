@@ -94,3 +94,16 @@ def test_every_refuted_ring_holds_a_checked_witness(build, shape, seed) -> None:
             step[ring] = min(1.0, step[ring] + DELTA)
             assert any(check_witness(problem, torch.as_tensor(step), z) is not None
                        for _, z in oracle.witnesses)
+
+
+@pytest.mark.parametrize("limit", [3, 10])
+def test_a_query_budget_counts_the_screen_apart_and_is_honoured(limit) -> None:
+    """The screen always runs (every ring gets a status) but never eats the query budget."""
+    problem = tiny_problem(conv_net(1), (8, 8), 1, k=1)
+    result = run_search(problem, _complete(), algorithm=Algorithm.GUIDED,
+                        budget=BudgetSettings(max_queries=limit))
+    assert result.queries["total"] <= limit
+    assert result.queries["total"] == result.search_queries + result.maximality_queries
+    open_rings = sum(1 for status in result.maximality if status is not MaximalityStatus.SATURATED)
+    assert 0 < result.queries["screened"] <= open_rings
+    assert result.maximality_time_s > 0

@@ -3,7 +3,9 @@
 Every verifier call a search makes goes through one ``Budget``: it refuses a new query
 once the query or time limit is spent (``BudgetExhausted``) and counts each answered
 query under the ``VerifierKind`` of the stage that decided it (for a cascade: the stage
-whose verdict was returned), plus a total.
+whose verdict was returned), plus a total. The maximality screen's CROWN calls (one per open
+ring, run whatever the budget says: ``search.maximality``) are counted apart as ``screened``,
+so ``total`` never exceeds a query budget.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Budget:
         self.by_kind: Counter[str] = Counter()
         self.total = 0
         self.cached = 0
+        self.screened = 0
         self.verifier_time_s = 0.0
 
     @property
@@ -84,8 +87,13 @@ class Budget:
         self.by_kind[verdict.verifier.value] += 1
         self.verifier_time_s += verdict.time_s
 
+    def screen(self, verdict: Verdict) -> None:
+        """Count one maximality-screen call (outside ``total`` and the budget)."""
+        self.screened += 1
+        self.verifier_time_s += verdict.time_s
+
     def counts(self) -> dict[str, int]:
-        """Queries per verifier kind, ``total``, and ``cached`` (decisions made without a
-        query, by monotonicity or a stored counterexample)."""
+        """Queries per verifier kind, ``total``, ``cached`` (decisions made without a
+        query, by monotonicity or a stored counterexample) and ``screened``."""
         return {**dict(sorted(self.by_kind.items())), "total": self.total,
-                "cached": self.cached}
+                "cached": self.cached, "screened": self.screened}

@@ -14,9 +14,10 @@ With the default cascade the pass is batched (issue 17, "maximality as an interv
 PGD batch attacks every ring's step (``pgd_boxes``, the cascade attack stage's settings), and
 the cascade's CROWN stage bounds each remaining step. Only then do the per-ring cascade
 queries run, resuming after CROWN (``Cascade``'s hint rule), closest bound first, while the
-budget lasts; growth comes last. The screen runs outside the budget check (it is the floor
-that gives every ring a status: a ring the budget leaves is ``unproven`` by CROWN) but its
-CROWN calls are counted as queries. Any other verifier gets the sequential pass: one full
+budget lasts; growth comes last. The screen runs outside the budget (it is the floor that
+gives every ring a status: a ring the budget leaves is ``unproven`` by CROWN); its CROWN
+calls are counted apart (``queries["screened"]``), and it can take an analysis a few seconds
+past its time limit. Any other verifier gets the sequential pass: one full
 query per step, in ring order.
 """
 
@@ -89,9 +90,9 @@ def screen_steps(oracle: Oracle, steps: dict[int, np.ndarray], attack: Attack, c
                  ) -> dict[int, Verdict]:
     """Attack every step in one PGD batch (witnesses go to the oracle, which then refutes
     those steps from its cache), then bound each step the attack left with ``crown``
-    (each counted as a query; proved steps are recorded, so the oracle covers them, while an
-    UNKNOWN is not the final word and is not kept as a failure). Returns the CROWN verdicts
-    by ring."""
+    (counted as ``screened``, outside the budget; proved steps are recorded, so the oracle
+    covers them, while an UNKNOWN is not the final word and is not kept as a failure).
+    Returns the CROWN verdicts by ring."""
     problem = oracle.problem
     rings = list(steps)
     if not rings:
@@ -107,9 +108,9 @@ def screen_steps(oracle: Oracle, steps: dict[int, np.ndarray], attack: Attack, c
         if ring not in refuted:
             verdicts[ring] = crown.verify(problem, steps[ring])
             if verdicts[ring].robust:
-                oracle.record(verdicts[ring])
+                oracle.record(verdicts[ring], screened=True)
             else:
-                oracle.budget.charge(verdicts[ring])
+                oracle.budget.screen(verdicts[ring])
     return verdicts
 
 

@@ -107,12 +107,15 @@ class Oracle:
         self.log.append(decision)
         return decision
 
-    def record(self, verdict: Verdict) -> Decision:
-        """Count and remember a verdict on ``verdict.eps`` from a query the caller made on
-        this problem (through ``decide``, or a screen's own verifier call); unbudgeted."""
+    def record(self, verdict: Verdict, *, screened: bool = False) -> Decision:
+        """Count and remember a verdict on ``verdict.eps`` from a query made on this problem
+        (through ``decide``, or, ``screened``, by the maximality screen: counted apart)."""
         assert verdict.eps is not None, "a verdict from Verifier.verify carries its eps"
         eps = np.asarray(verdict.eps, dtype=np.float64)
-        self.budget.charge(verdict)
+        if screened:
+            self.budget.screen(verdict)
+        else:
+            self.budget.charge(verdict)
         self.last_verdict = verdict
         decision = Decision(eps=eps, status=verdict.status, verdict=verdict,
                             counterexample=verdict.counterexample)
