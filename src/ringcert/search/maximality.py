@@ -138,22 +138,20 @@ def _batched(oracle: Oracle, eps: np.ndarray, statuses: list[MaximalityStatus],
             statuses[ring] = MaximalityStatus.REFUTED
         elif not verdicts[ring].robust:
             statuses[ring] = MaximalityStatus.UNPROVEN  # by CROWN, until a later stage proves it
-    open_rings = sorted((ring for ring, verdict in verdicts.items() if not verdict.robust),
-                        key=lambda ring: (-_bound(verdicts[ring]), ring))
-    try:
-        for ring in open_rings:
-            decision = oracle.decide(steps[ring], hint=verdicts[ring])
-            statuses[ring] = (MaximalityStatus.UNCHECKED if decision.robust
-                              else _failure_status(decision))
-        for ring in steps:  # the proved steps: grow them, or mark them
-            if statuses[ring] is not MaximalityStatus.UNCHECKED:
-                continue
-            if grow:
-                eps, statuses[ring] = _grow_ring(oracle, eps, ring, delta)
-            else:
-                statuses[ring] = MaximalityStatus.EXPANDABLE
-    except BudgetExhausted:
-        pass
+    proved = [ring for ring, verdict in verdicts.items() if verdict.robust]
+    for ring in sorted((ring for ring, verdict in verdicts.items() if not verdict.robust),
+                       key=lambda ring: (-_bound(verdicts[ring]), ring)):  # closest first
+        decision = oracle.decide(steps[ring], hint=verdicts[ring])
+        if decision.robust:
+            statuses[ring] = MaximalityStatus.UNCHECKED  # until grown or marked
+            proved.append(ring)
+        else:
+            statuses[ring] = _failure_status(decision)
+    for ring in sorted(proved):
+        if grow:
+            eps, statuses[ring] = _grow_ring(oracle, eps, ring, delta)
+        else:
+            statuses[ring] = MaximalityStatus.EXPANDABLE
     return eps
 
 
@@ -184,7 +182,9 @@ def maximality_pass(oracle: Oracle, eps: np.ndarray, *, delta: float, grow: bool
     except BudgetExhausted:
         pass
     for ring, status in enumerate(statuses):
-        if status is MaximalityStatus.UNCHECKED and eps[ring] < 1.0 and \
+        if eps[ring] >= 1.0:  # also a ring another ring's proved vector took to 1
+            statuses[ring] = MaximalityStatus.SATURATED
+        elif status is MaximalityStatus.UNCHECKED and \
                 oracle.cover(_with(eps, ring, eps[ring] + delta)) is not None:
             statuses[ring] = MaximalityStatus.EXPANDABLE  # proved from the returned vector
     return eps, tuple(statuses)
