@@ -26,6 +26,15 @@ def test_data_writes_npz(tmp_path, capsys):
     assert arrays["masks"].dtype == bool
 
 
+def test_data_writes_n_object_images(tmp_path, capsys):
+    out = tmp_path / "d3.npz"
+    code, printed, _ = run(capsys, "data", "--out", str(out), "--count", "4", "--objects", "3")
+    assert code == 0 and "4 test samples of 3 digits" in printed
+    arrays = np.load(out)
+    assert arrays["images"].shape == (4, 64, 96) and arrays["masks"].shape == (4, 3, 64, 96)
+    assert arrays["labels"].shape == (4, 3)
+
+
 def test_models_lists_the_three(capsys):
     code, out, _ = run(capsys, "models", "--json")
     assert code == 0

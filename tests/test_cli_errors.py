@@ -56,6 +56,7 @@ CASES = [  # (argv with {placeholders}, what the one line must say)
     (["data", "--out", "{dir}/d"], "must end in .npz"),
     (["data", "--out", "{dir}"], "must end in .npz"),
     (["data", "--out", "{dir}/d.npz", "--start", "abc"], "argument --start: must be an integer"),
+    (["data", "--out", "{dir}/d.npz", "--objects", "11"], "argument --objects: must be an integer in 2..10"),
     (["export", "--model", "none", "--onnx", "{dir}"], "must end in .onnx"),
     (["train", "--out", "{afile}/m.safetensors"], "is a file, not a folder"),
     (["train", "--out", "{dir}/m.pt"], "must end in .safetensors"),

@@ -64,6 +64,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _objects(text: str) -> int:
+    from ringcert.data.double_mnist import MAX_OBJECTS
+
+    value = _integer(text)
+    if not 2 <= value <= MAX_OBJECTS:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer in 2..{MAX_OBJECTS} (distinct digits), got {text}")
+    return value
+
+
 def _nonneg(text: str) -> int:
     value = _integer(text)
     if value < 0:
@@ -77,9 +87,9 @@ def cmd_data(args: argparse.Namespace) -> None:
 
     out = output_file(args.out, "--out", suffix=".npz")
     data = dataset(Split(args.split), count=args.count, start=args.start, seed=args.seed,
-                   mnist_dir=args.mnist_dir)
+                   mnist_dir=args.mnist_dir, objects=args.objects)
     save_npz(data, str(out))
-    print(f"wrote {len(data)} {args.split} samples to {args.out}")
+    print(f"wrote {len(data)} {args.split} samples of {args.objects} digits to {args.out}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -463,6 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--count", type=_count, default=2000, help="samples to write")
     data.add_argument("--start", type=_nonneg, default=0, help="index of the first sample")
     data.add_argument("--seed", type=int, default=0, help="seed of the digit pairing and offsets")
+    data.add_argument("--objects", type=_objects, default=2,
+                      help="digits per image, side by side in 32-pixel cells, all distinct (2-10; "
+                           "2 is DOUBLE-MNIST)")
     data.add_argument("--mnist-dir", help=MNIST_DIR_HELP)
     data.set_defaults(run=cmd_data)
 

@@ -102,3 +102,55 @@ def test_truncated_idx_is_an_error(tmp_path):
     _write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(5), False)
     with pytest.raises(RingcertError, match="truncated"):
         idx_digits(tmp_path, Split.TEST)
+
+
+def _two_digit_reference(pool, *, split, start, count, seed):
+    """The two-digit generator as it was before N objects (the bit-for-bit reference)."""
+    from ringcert.data.double_mnist import _SPLIT_CODE
+
+    images = np.zeros((count, 64, 64), dtype=np.uint8)
+    labels = np.zeros((count, 2), dtype=np.int64)
+    for offset in range(count):
+        rng = np.random.default_rng([seed, _SPLIT_CODE[split], start + offset])
+        left = int(rng.integers(10))
+        right = int((left + 1 + rng.integers(9)) % 10)
+        for half, digit in enumerate((left, right)):
+            candidates = pool.indices_of(digit)
+            picture = pool.images[candidates[rng.integers(len(candidates))]]
+            x = half * HALF + int(rng.integers(MAX_X_OFFSET + 1))
+            y = int(rng.integers(MAX_Y_OFFSET + 1))
+            images[offset, y : y + 28, x : x + 28] = picture
+        labels[offset] = (left, right)
+    return images, labels
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_two_objects_are_double_mnist_bit_for_bit(test_pool, seed):
+    data = generate(test_pool, split=Split.TEST, start=3, count=60, seed=seed, objects=2)
+    images, labels = _two_digit_reference(test_pool, split=Split.TEST, start=3, count=60, seed=seed)
+    assert np.array_equal(data.images, images) and np.array_equal(data.labels, labels)
+
+
+@pytest.mark.parametrize("objects", [3, 4, 10])
+def test_n_objects_layout_labels_and_masks(test_pool, objects):
+    data = generate(test_pool, split=Split.TEST, start=0, count=80, seed=1, objects=objects)
+    width = objects * HALF
+    assert data.images.shape == (80, 64, width) and data.labels.shape == (80, objects)
+    assert data.masks.shape == (80, objects, 64, width)
+    assert all(len(set(row)) == objects for row in data.labels.tolist())  # all distinct
+    for image, masks in zip(data.images, data.masks, strict=True):
+        assert np.array_equal(masks.any(axis=0), image > 0)
+        for cell, mask in enumerate(masks):
+            rows, cols = np.nonzero(mask)
+            assert len(rows) > 0
+            assert rows.max() <= MAX_Y_OFFSET + 27
+            assert cols.min() >= cell * HALF and cols.max() <= cell * HALF + MAX_X_OFFSET + 27
+    # every digit value appears in every position over the sample (uniform draws)
+    if objects < 10:
+        assert all(len(set(data.labels[:, cell])) == 10 for cell in range(objects))
+
+
+@pytest.mark.parametrize("objects", [1, 11, 0])
+def test_object_count_out_of_range_is_an_error(test_pool, objects):
+    with pytest.raises(RingcertError, match=r"objects must be an integer in 2\.\.10"):
+        generate(test_pool, split=Split.TEST, start=0, count=1, seed=0, objects=objects)
