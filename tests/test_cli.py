@@ -48,6 +48,9 @@ def test_evaluate_json(capsys):
     record = json.loads(out)
     assert record["count"] == 20 and 0.5 <= record["clean_top2_accuracy"] <= 1
     assert set(record["pgd_robust_top2_accuracy"]) == {"0.01", "0.03", "0.05", "0.1"}
+    assert record["certified_count"] == 20  # --certified-count 200, capped at the 20 images
+    for epsilon, proved in record["crown_certified_top2_accuracy"].items():
+        assert 0 <= proved <= record["pgd_robust_top2_accuracy"][epsilon]
 
 
 def test_verify_json_fields_and_counterexample(tmp_path, capsys):

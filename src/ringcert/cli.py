@@ -186,15 +186,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         found = image_set(source.data)
         images, labels = found.images[: args.count], found.labels[: args.count]
     result = evaluate(loaded.network, torch.from_numpy(np.ascontiguousarray(images)),
-                      torch.from_numpy(labels), progress=not args.json)
+                      torch.from_numpy(labels), progress=not args.json,
+                      certified_count=args.certified_count)
     if args.json:
         print(json.dumps(dict(model=loaded.name, **result.to_json()), indent=2))
         return
     print(f"model {loaded.name}: {result.count} {'test' if source.data is None else source.data} images")
-    print(f"{'epsilon':>8} {'top-2 accuracy':>15}")
+    certified = f"CROWN-certified ({result.certified_count})" if result.certified_count else ""
+    print(f"{'epsilon':>8} {'top-2 accuracy':>15} {certified:>24}")
     print(f"{'clean':>8} {result.clean_accuracy:15.4f}")
     for epsilon, accuracy in result.robust_accuracy.items():
-        print(f"{epsilon:8.2f} {accuracy:15.4f}")
+        proved = result.certified_accuracy.get(epsilon)
+        print(f"{epsilon:8.2f} {accuracy:15.4f} {'' if proved is None else f'{proved:.4f}':>24}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -501,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", formatter_class=_Help, help="clean and PGD-robust top-2 accuracy")
     evaluate.add_argument("--model", default=Defense.NONE.value, help=MODEL_HELP)
     evaluate.add_argument("--count", type=_count, default=2000, help="test images")
+    evaluate.add_argument("--certified-count", type=_nonneg, default=200,
+                          help="of those, how many CROWN certifies (whole-image L-infinity ball, "
+                               "both digits in the top-2; 0: skip)")
     evaluate.add_argument("--mnist-dir", help=MNIST_DIR_HELP)
     evaluate.add_argument("--data", metavar="FILE.npz", help=DATA_HELP)
     evaluate.add_argument("--json", action="store_true", help=JSON_HELP)

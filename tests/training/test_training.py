@@ -46,3 +46,27 @@ def test_pgd_examples_stay_in_ball_and_raise_loss():
 def test_settings_record_defense():
     record = TrainingSettings(defense=Defense.PGD).to_json()
     assert record["defense"] == "pgd" and record["pgd"]["epsilon"] > 0
+
+
+def test_certified_images_are_correct_and_survive_a_strong_attack():
+    """CROWN-certified accuracy is a lower bound: on the shipped PGD-trained model every
+    certified image has both digits in the top-2 and a strong PGD finds no break; the counts
+    only fall as epsilon grows (on these images) and sit below the PGD-robust counts."""
+    from ringcert.models.modelfile import load_model
+    from ringcert.training.evaluation import certified_images, pair_margin, pgd_min_margin
+
+    network = load_model("pgd").network
+    data = dataset(count=12)
+    images, labels = torch.from_numpy(data.float_images()), torch.from_numpy(data.labels)
+    epsilons = (0.0, 0.03, 0.1)
+    counts = certified_images(network, images, labels, epsilons=epsilons)
+    with torch.no_grad():
+        clean = int((pair_margin(network(images), labels) > 0).sum())
+    assert counts[0.0] == clean  # a zero ball is the clean image itself
+    assert counts[0.0] >= counts[0.03] >= counts[0.1] and counts[0.03] > 0
+    result = evaluate(network, images, labels, epsilons=(0.03,), certified_count=12)
+    assert result.certified_accuracy[0.03] * 12 == counts[0.03]
+    assert result.certified_accuracy[0.03] <= result.robust_accuracy[0.03]
+    strong = pgd_min_margin(network, images, labels, epsilon=0.03, steps=100,
+                            generator=torch.Generator().manual_seed(1))
+    assert int((strong > 0).sum()) >= counts[0.03]
