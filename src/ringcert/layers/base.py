@@ -117,6 +117,13 @@ class LayerType(ABC):
         return None
 
 
+def weight_and_bias(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """A convolution's or linear layer's detached weight and bias (zeros when it has none)."""
+    weight = layer.weight.detach()
+    bias = layer.bias.detach() if layer.bias is not None else weight.new_zeros(weight.shape[0])
+    return weight, bias
+
+
 def interval_affine(center_out: torch.Tensor, radius_out: torch.Tensor
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Bounds from the image of the centre and the radius pushed through ``|W|``."""

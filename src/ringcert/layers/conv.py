@@ -20,6 +20,7 @@ from ringcert.layers.base import (
     interval_affine,
     pair,
     symmetric_pads,
+    weight_and_bias,
 )
 
 if TYPE_CHECKING:
@@ -37,9 +38,7 @@ def check(layer: nn.Conv2d) -> None:
 def checked_params(layer: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of a supported convolution (a ``RingcertError`` otherwise)."""
     check(layer)
-    weight = layer.weight.detach()
-    bias = layer.bias.detach() if layer.bias is not None else weight.new_zeros(weight.shape[0])
-    return weight, bias
+    return weight_and_bias(layer)
 
 
 class Conv2dType(LayerType):
@@ -103,7 +102,7 @@ class Conv2dType(LayerType):
         cols = ((i_c * h + iy) * w + ix)[valid]
         vals = weight[o_c[valid], i_c[valid], k_y[valid], k_x[valid]]
         matrix = sp.csr_matrix((vals, (rows, cols)), shape=(co * ho * wo, ci * h * w))
-        bias = np.zeros(co) if layer.bias is None else layer.bias.detach().double().numpy()
+        bias = weight_and_bias(layer)[1].double().numpy()
         return matrix, np.repeat(bias, ho * wo), (co, ho, wo)
 
     def ibp(self, layer, lower, upper):

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import nn
 
 from ringcert.errors import RingcertError
-from ringcert.layers.base import AffineMap, LayerSpec, LayerType, OnnxGraphPart, initializer, interval_affine
+from ringcert.layers.base import (
+    AffineMap,
+    LayerSpec,
+    LayerType,
+    OnnxGraphPart,
+    initializer,
+    interval_affine,
+    weight_and_bias,
+)
 
 if TYPE_CHECKING:
     import onnx
@@ -22,9 +29,7 @@ if TYPE_CHECKING:
 def _params(layer: nn.Linear, lower: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if lower.ndim != 1:
         raise RingcertError("bound propagation needs a flat input to Linear layers (add a Flatten)")
-    weight = layer.weight.detach()
-    bias = layer.bias.detach() if layer.bias is not None else weight.new_zeros(weight.shape[0])
-    return weight, bias
+    return weight_and_bias(layer)
 
 
 class LinearType(LayerType):
@@ -65,8 +70,7 @@ class LinearType(LayerType):
     def affine_map(self, layer: nn.Module, shape: tuple[int, ...]) -> AffineMap:
         import scipy.sparse as sp
 
-        weight = layer.weight.detach().double().numpy()
-        bias = np.zeros(weight.shape[0]) if layer.bias is None else layer.bias.detach().double().numpy()
+        weight, bias = (t.double().numpy() for t in weight_and_bias(layer))
         return sp.csr_matrix(weight), bias, (weight.shape[0],)
 
     def ibp(self, layer, lower, upper):

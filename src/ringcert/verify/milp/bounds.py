@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional
 
 from ringcert.errors import RingcertError
-from ringcert.layers.base import pair
+from ringcert.layers.base import pair, weight_and_bias
 from ringcert.layers.registry import layer_type
 from ringcert.layers.relu import relaxation
 from ringcert.verify.bounds.ascent import maximize
@@ -56,10 +56,8 @@ def optimized_second_conv(network: nn.Sequential, lo: torch.Tensor, hi: torch.Te
     matter (upper > 0), not just the unstable ones (active widths matter for max-pools)."""
     first, second = network[0], network[2]
     dtype = torch.float64
-    w1 = first.weight.detach().to(dtype)
-    b1 = first.bias.detach().to(dtype) if first.bias is not None else w1.new_zeros(w1.shape[0])
-    w2 = second.weight.detach().to(dtype)
-    b2 = second.bias.detach().to(dtype) if second.bias is not None else w2.new_zeros(w2.shape[0])
+    w1, b1 = (t.to(dtype) for t in weight_and_bias(first))
+    w2, b2 = (t.to(dtype) for t in weight_and_bias(second))
     lo64, hi64 = lo.detach().to(dtype), hi.detach().to(dtype)
     (s1h, s1w), (p1h, p1w) = pair(first.stride), pair(first.padding)
     (k1h, k1w) = pair(first.kernel_size)
