@@ -163,6 +163,12 @@ class Problem:
         radius = self.pixel_eps(eps)
         return (self.image - radius).clamp(0.0, 1.0), (self.image + radius).clamp(0.0, 1.0)
 
+    def boxes(self, vectors: np.ndarray | list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``box`` of each epsilon vector, stacked: lower and upper corners (B, C, H, W) (the
+        batches ``verify.attack.pgd_boxes`` attacks)."""
+        pairs = [self.box(torch.as_tensor(vector)) for vector in vectors]
+        return torch.stack([lo for lo, _ in pairs]), torch.stack([hi for _, hi in pairs])
+
     def size(self, eps: np.ndarray | list[float]) -> float:
         """Weighted size ``w . eps`` of an epsilon vector."""
         return float(np.dot(self.weights, np.asarray(eps, dtype=np.float64)))

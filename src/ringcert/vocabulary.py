@@ -92,7 +92,7 @@ class MaximalityStatus(Enum):
     UNPROVEN = "unproven"  # only the verifier's incompleteness stops growth
     SATURATED = "saturated"  # eps_d = 1
     EXPANDABLE = "expandable"  # eps + delta * e_d was proved robust (not grown)
-    UNCHECKED = "unchecked"  # the budget ran out before this ring was tried
+    UNCHECKED = "unchecked"  # the budget ran out first (batched pass: while growing the ring)
 
 
 class Defense(Enum):

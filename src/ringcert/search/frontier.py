@@ -89,11 +89,6 @@ class Frontier:
                 "time_s": self.time_s}
 
 
-def _boxes(problem: Problem, vectors: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    pairs = [problem.box(torch.as_tensor(vector)) for vector in vectors]
-    return torch.stack([lo for lo, _ in pairs]), torch.stack([hi for _, hi in pairs])
-
-
 def _broken(problem: Problem, vectors: np.ndarray, points: torch.Tensor) -> list[float | None]:
     """The checked margin of each box's point (None where it does not break the top-k)."""
     return [check_witness(problem, torch.as_tensor(vector), point)
@@ -102,7 +97,7 @@ def _broken(problem: Problem, vectors: np.ndarray, points: torch.Tensor) -> list
 
 def _attack(problem: Problem, vectors: np.ndarray, *, restarts: int, steps: int,
             settings: FrontierSettings, round_index: int) -> tuple[torch.Tensor, list[float | None]]:
-    lo, hi = _boxes(problem, vectors)
+    lo, hi = problem.boxes(vectors)
     found = pgd_boxes(problem, lo, hi, restarts=restarts, steps=steps,
                       step_fraction=settings.step_fraction, seed=settings.seed + round_index,
                       targeted=restarts // 2)

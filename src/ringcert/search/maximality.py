@@ -24,7 +24,6 @@ query per step, in ring order.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ringcert.search.budget import BudgetExhausted
 from ringcert.search.oracle import Decision, Oracle
@@ -97,8 +96,7 @@ def screen_steps(oracle: Oracle, steps: dict[int, np.ndarray], attack: Attack, c
     rings = list(steps)
     if not rings:
         return {}
-    boxes = [problem.box(steps[ring]) for ring in rings]
-    found = pgd_boxes(problem, torch.stack([lo for lo, _ in boxes]), torch.stack([hi for _, hi in boxes]),
+    found = pgd_boxes(problem, *problem.boxes([steps[ring] for ring in rings]),
                       restarts=attack.restarts, steps=attack.steps,
                       step_fraction=attack.step_fraction, seed=attack.seed)
     refuted = {ring for ring, z, margin in zip(rings, found.points, found.margins, strict=True)
