@@ -128,9 +128,12 @@ class Oracle:
         refuted from the cache. Returns whether it was kept."""
         if check_witness(self.problem, torch.as_tensor(eps), z) is None:
             return False
+        self._keep(z)
+        return True
+
+    def _keep(self, z: torch.Tensor) -> None:
         z = z.detach().float().reshape(self.problem.image.shape)
         self.witnesses.append((witness_need(self.problem, z), z))
-        return True
 
     def _record(self, decision: Decision) -> None:
         eps = decision.eps
@@ -141,6 +144,5 @@ class Oracle:
                 self.history.append((self.budget.total, self.best_size))
             return
         self.failed.append(eps)
-        if decision.counterexample is not None:
-            z = decision.counterexample.detach().float().reshape(self.problem.image.shape)
-            self.witnesses.append((witness_need(self.problem, z), z))
+        if decision.counterexample is not None:  # checked by Verifier.verify
+            self._keep(decision.counterexample)
