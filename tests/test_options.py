@@ -23,7 +23,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert AnalysisOptions() == DEFAULTS
     assert (DEFAULTS.algorithm, DEFAULTS.shrink, DEFAULTS.verifier) == (
         Algorithm.GUIDED, Shrink.FIXED, VerifierKind.CASCADE)
-    assert (DEFAULTS.delta, DEFAULTS.k, DEFAULTS.max_queries, DEFAULTS.time_limit) == (0.01, 2, None, 20.0)
+    # k None: the number of objects (issue 15), resolved per image set
+    assert (DEFAULTS.delta, DEFAULTS.k, DEFAULTS.max_queries, DEFAULTS.time_limit) == (0.01, None, None, 20.0)
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -18,6 +18,7 @@ from ringcert.search.budget import BudgetSettings
 from ringcert.search.frontier import Frontier, attack_frontier, refuted_by_frontier
 from ringcert.search.result import SearchResult
 from ringcert.search.runner import SearchSettings, default_settings, run_search
+from ringcert.selection import Selection, parse_target
 from ringcert.verify.verdict import Verifier
 from ringcert.vocabulary import Algorithm, Side, VerifierKind
 
@@ -29,8 +30,8 @@ class AnalysisResult:
 
     model: str
     image_index: int | None
-    target: Side | None
-    target_class: int
+    target: Side | Selection | None
+    target_class: int | tuple[int, ...]
     perturbed_class: int | None
     k: int
     ring_sizes: tuple[int, ...]
@@ -58,7 +59,9 @@ class AnalysisResult:
         return {
             "model": self.model, "image_index": self.image_index,
             "target": None if self.target is None else self.target.value,
-            "target_class": self.target_class, "perturbed_class": self.perturbed_class,
+            "target_class": (self.target_class if isinstance(self.target_class, int)
+                             else list(self.target_class)),
+            "perturbed_class": self.perturbed_class,
             "k": self.k, "rings": len(self.ring_sizes), "ring_sizes": list(self.ring_sizes),
             "weights": list(self.weights), "epsilon": search.pop("epsilon"),
             "size": search.pop("size"), "maximality": search.pop("maximality"),
@@ -74,7 +77,7 @@ def analyze(problem: Problem, options: AnalysisOptions = DEFAULTS, *,
             verifier: Verifier | VerifierKind | str | None = None,
             settings: SearchSettings | None = None,
             model_name: str = "model", image_index: int | None = None,
-            target: Side | str | None = None, **changes: Any) -> AnalysisResult:
+            target: Side | Selection | str | None = None, **changes: Any) -> AnalysisResult:
     """Find a verified, maximal-at-``delta`` epsilon vector for ``problem``.
 
     ``options`` (defaults: ``ringcert.options.AnalysisOptions``), with any of its fields
@@ -107,8 +110,9 @@ def analyze(problem: Problem, options: AnalysisOptions = DEFAULTS, *,
         search = refuted_by_frontier(search, frontier, delta=options.delta)
     return AnalysisResult(
         model=model_name, image_index=image_index,
-        target=None if target is None else Side(target),
-        target_class=problem.target, perturbed_class=problem.perturbed_class, k=problem.k,
+        target=None if target is None else parse_target(target),
+        target_class=problem.targets[0] if len(problem.targets) == 1 else problem.targets,
+        perturbed_class=problem.perturbed_class, k=problem.k,
         ring_sizes=tuple(int(n) for n in problem.ring_sizes),
         weights=tuple(float(w) for w in problem.weights),
         verifier=engine.kind.value if verifier is not None else options.verifier.value,

@@ -21,6 +21,7 @@ from ringcert.vocabulary import Algorithm, Defense, GradientSource, Shrink, Side
 
 if TYPE_CHECKING:
     from ringcert.search.frontier import Frontier
+    from ringcert.selection import Selection
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -98,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     output_file(args.out, "--out", suffix=".safetensors")
     settings = TrainingSettings(defense=Defense(args.defense), epochs=args.epochs,
-                                pairs_per_epoch=args.pairs, seed=args.seed)
+                                pairs_per_epoch=args.pairs, seed=args.seed, objects=args.objects)
     train_and_save(settings, out=args.out, name=args.name or args.defense,
                    mnist_dir=args.mnist_dir, eval_count=args.eval_count)
 
@@ -126,12 +127,14 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 @dataclass(frozen=True)
 class _Images:
-    """Where a command's images come from: ``--data FILE.npz``, or the DOUBLE-MNIST test split."""
+    """Where a command's images come from: ``--data FILE.npz``, or the test split of the
+    models' number of objects (DOUBLE-MNIST for two)."""
 
     data: str | None
     shape: tuple[int, ...]
     classes: int
     count: int
+    objects: int
 
     def check_model(self, model: str) -> object:
         """The loaded model, if it accepts these images (else a one-line error)."""
@@ -160,11 +163,73 @@ def _images(args: argparse.Namespace) -> _Images:
 
         images = image_set(args.data)
         return _Images(data=args.data, shape=images.image_shape,
-                       classes=int(images.labels.max()) + 1, count=len(images))
+                       classes=int(images.labels.max()) + 1, count=len(images),
+                       objects=images.num_objects)
     from ringcert.data.double_mnist import TEST_SPLIT_SIZE
-    from ringcert.models.architecture import INPUT_SHAPE, NUM_CLASSES
+    from ringcert.models.architecture import NUM_CLASSES, input_shape
 
-    return _Images(data=None, shape=INPUT_SHAPE, classes=NUM_CLASSES, count=TEST_SPLIT_SIZE)
+    objects = _test_objects(args)
+    return _Images(data=None, shape=input_shape(objects), classes=NUM_CLASSES,
+                   count=TEST_SPLIT_SIZE, objects=objects)
+
+
+def _test_objects(args: argparse.Namespace) -> int:
+    """The objects per test image the command's models were trained on (their metadata;
+    2 for a file without it): one number for all, else a one-line error."""
+    from ringcert.models.modelfile import load_model, model_objects
+
+    given = getattr(args, "model", None)
+    references = [given] if isinstance(given, str) else list(given or [])
+    counts = {reference: model_objects(load_model(reference)) for reference in references}
+    if len(set(counts.values())) > 1:
+        shown = ", ".join(f"{name}: {count}" for name, count in counts.items())
+        raise RingcertError(f"the models were trained on different numbers of objects ({shown}); "
+                            "analyze them separately")
+    return next(iter(counts.values()), 2)
+
+
+def _index_list(text: str) -> tuple[int, ...]:
+    from ringcert.selection import parse_indices
+
+    try:
+        return parse_indices(text)
+    except RingcertError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _target_arg(text: str) -> str | tuple[int, ...]:
+    """``left``, ``right``, ``both`` or object indices ``J[,J...]``."""
+    if text in {*_values(Side), "both"}:
+        return text
+    try:
+        return _index_list(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be left, right, both or object indices J[,J...], got {text!r}") from None
+
+
+def _selections(args: argparse.Namespace, objects: int) -> list[Side | Selection]:
+    """What the command's ``--target`` / ``--perturb`` / ``--relations`` select on images of
+    ``objects`` objects (a two-object selection is named by its side), checked before any
+    work: one-line errors for an index out of range, a target inside the perturbed set, a
+    side on images of more than two objects."""
+    from ringcert.selection import Selection, relation_selections
+
+    if getattr(args, "relations", False):
+        if args.target is not None or args.perturb is not None:
+            raise RingcertError("--relations runs every pair of objects: drop --target and --perturb")
+        chosen = relation_selections(objects)
+    elif isinstance(args.target, str) or (args.target is None and args.perturb is None and objects == 2):
+        named = args.target or Side.RIGHT.value
+        if args.perturb is not None:
+            raise RingcertError(f"--target {named} names a side; with --perturb name the targets by index")
+        if objects != 2:
+            raise RingcertError(f"--target {named} needs images of two objects, these have {objects}: "
+                                "name the objects by index (--target J, --perturb I)")
+        return [Side.LEFT, Side.RIGHT] if named == "both" else [Side(named)]
+    else:
+        chosen = [Selection.choose(perturb=args.perturb, target=args.target, objects=objects)]
+    return [(one.side or one) if objects == 2 else one for one in chosen]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -178,7 +243,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     source = _images(args)
     loaded = source.check_model(args.model)
     if source.data is None:
-        test = dataset(Split.TEST, count=args.count, mnist_dir=args.mnist_dir)
+        test = dataset(Split.TEST, count=args.count, mnist_dir=args.mnist_dir, objects=source.objects)
         images, labels = test.float_images(), test.labels
     else:
         from ringcert.samples import image_set
@@ -193,7 +258,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         return
     print(f"model {loaded.name}: {result.count} {'test' if source.data is None else source.data} images")
     certified = f"CROWN-certified ({result.certified_count})" if result.certified_count else ""
-    print(f"{'epsilon':>8} {'top-2 accuracy':>15} {certified:>24}")
+    print(f"{'epsilon':>8} {f'top-{result.k} accuracy':>15} {certified:>24}")
     print(f"{'clean':>8} {result.clean_accuracy:15.4f}")
     for epsilon, accuracy in result.robust_accuracy.items():
         proved = result.certified_accuracy.get(epsilon)
@@ -235,8 +300,11 @@ def cmd_verify(args: argparse.Namespace) -> None:
     source = _images(args)
     [index] = source.indices([range(args.index, args.index + 1)], 1)
     loaded = source.check_model(args.model)
-    side = Side(args.target)
-    problem = image_problem(loaded.network, image(index, data=source.data, mnist_dir=args.mnist_dir),
+    [side] = _selections(args, source.objects) if args.target != "both" else [None]
+    if side is None:
+        raise RingcertError("verify answers one query: --target left or right, not both")
+    problem = image_problem(loaded.network, image(index, data=source.data, mnist_dir=args.mnist_dir,
+                                                  objects=source.objects),
                             target=side, k=args.k)
     eps = _eps_vector(args, problem.num_rings)
     if args.export_vnnlib:
@@ -258,15 +326,17 @@ def cmd_verify(args: argparse.Namespace) -> None:
             save_witnesses(frontier, args.save_witnesses)
     record = {"model": loaded.name, "model_output": loaded.metadata.get("verified_output", "logits"),
               "data": source.data, "image_index": index, "target": side.value,
-              "target_class": problem.target, "perturbed_class": problem.perturbed_class,
+              "target_class": problem.targets[0] if len(problem.targets) == 1 else list(problem.targets),
+              "perturbed_class": problem.perturbed_class,
               "k": problem.k, "rings": problem.num_rings, "epsilon": eps,
               **verdict.to_json(), "frontier": None if frontier is None else frontier.to_json()}
     if args.json:
         print(json.dumps(record, indent=2))
         return
     bound = "n/a" if verdict.bound is None else f"{verdict.bound:.4f}"
+    perturbed = "objects" if problem.perturbed_class is None else f"digit {problem.perturbed_class}"
     print(f"{verdict.status.value.upper()} (decided by {verdict.verifier.value}) for target "
-          f"{problem.target} with digit {problem.perturbed_class} perturbed; {problem.num_rings} "
+          f"{'+'.join(map(str, problem.targets))} with {perturbed} perturbed; {problem.num_rings} "
           f"rings; bound {bound}; {record['time_s']:.3f}s")
     if args.save_counterexample and verdict.counterexample is not None:
         print(f"counterexample saved to {args.save_counterexample}")
@@ -345,10 +415,11 @@ def _run_analyses(args: argparse.Namespace, options: AnalysisOptions, out: str) 
     for model in models:  # fail fast, before any worker starts, with the loader's message
         source.check_model(model)
     indices = source.indices([group for groups in args.index or [] for group in groups], 3)
-    sides = [Side.LEFT, Side.RIGHT] if args.target == "both" else [Side(args.target)]
-    check_weights(parse_weights(options.weights), indices, sides, data=source.data)
+    sides = _selections(args, source.objects)
+    check_weights(parse_weights(options.weights), indices, sides, data=source.data,
+                  objects=source.objects)
     tasks = analysis_tasks(models=models, indices=indices, sides=sides, options=options,
-                           data=source.data)
+                           data=source.data, objects=source.objects)
     summary = run_batch(tasks, run_task, out, workers=args.workers, dask=args.dask,
                         resume=not args.force, progress=not args.quiet)
     store = ResultStore(out)
@@ -413,7 +484,7 @@ MNIST_DIR_HELP = "folder with MNIST IDX files (default: the 5,000 digits the mlx
 JSON_HELP = "print JSON instead of a table"
 DATA_HELP = ("your own images instead of the DOUBLE-MNIST test split: an .npz with images "
              "(N, [C,] H, W), masks (N, 2, H, W) and labels (N, 2), as ringcert data writes")
-K_HELP = "the target must stay among the k highest logits"
+K_HELP = "the targets must stay among the k highest logits (default: the number of objects)"
 
 
 def _values(vocabulary: type[Enum]) -> list[str]:
@@ -428,9 +499,17 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", type=_indices, action="append",
                         help="image indices, e.g. 0-9 or 3,5 (repeatable; default: 0-2)")
     parser.add_argument("--data", metavar="FILE.npz", help=DATA_HELP)
-    parser.add_argument("--target", choices=[*_values(Side), "both"], default=Side.RIGHT.value,
-                        help="digit that must stay in the top-k (the other one is perturbed), "
-                             "or both, one analysis each")
+    parser.add_argument("--target", type=_target_arg,
+                        help="left or right on two-digit images (the other digit is perturbed), "
+                             "both (one analysis each), or object indices J[,J...] that must all "
+                             "stay in the top-k (default: right; on N-object images every object "
+                             "not perturbed)")
+    parser.add_argument("--perturb", type=_index_list, metavar="I[,I...]",
+                        help="object indices whose union the rings grow from (default: object 0, "
+                             "or every object not a --target)")
+    parser.add_argument("--relations", action="store_true",
+                        help="per image, every ordered pair (perturb i, target j) and each object "
+                             "against all others: a relation matrix (JSON + figure) per image")
     parser.add_argument("--gradient", choices=_values(GradientSource), default=DEFAULTS.gradient.value,
                         help="guided search steps: the seed's (RL gradient at the verifier's "
                              "weakest points), LP steps on the CROWN bound's gradient in epsilon, "
@@ -491,6 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_count, default=30, help="training epochs")
     train.add_argument("--pairs", type=_count, default=20000, help="training pairs per epoch")
     train.add_argument("--seed", type=int, default=0, help="seed of initialization and data")
+    train.add_argument("--objects", type=_objects, default=2,
+                       help="digits per image (2 is DOUBLE-MNIST; N widens the canvas to 64 x 32N "
+                            "and the classifier's last layer, and counts top-N accuracy)")
     train.add_argument("--eval-count", type=_count, default=2000, help="test images evaluated after training")
     train.add_argument("--mnist-dir", help=MNIST_DIR_HELP)
     train.set_defaults(run=cmd_train)
@@ -516,8 +598,13 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", formatter_class=_Help, help="answer one layered-neighborhood query")
     verify.add_argument("--model", default=Defense.NONE.value, help=MODEL_HELP)
     verify.add_argument("--index", type=_nonneg, required=True, help="image index")
-    verify.add_argument("--target", choices=_values(Side), default=Side.RIGHT.value,
-                        help="digit that must stay in the top-k (the other one is perturbed)")
+    verify.add_argument("--target", type=_target_arg,
+                        help="left or right on two-digit images (the other digit is perturbed), or "
+                             "object indices J[,J...] that must all stay in the top-k (default: "
+                             "right; on N-object images every object not perturbed)")
+    verify.add_argument("--perturb", type=_index_list, metavar="I[,I...]",
+                        help="object indices whose union the rings grow from (default: object 0, "
+                             "or every object not a --target)")
     group = verify.add_mutually_exclusive_group(required=True)
     group.add_argument("--eps", help="comma-separated epsilon per ring (ring 0 = perturbed digit)")
     group.add_argument("--eps-uniform", type=float, help="one epsilon for every ring")

@@ -44,7 +44,7 @@ class AnalysisOptions:
     verifier: VerifierKind = VerifierKind.CASCADE
     weights: str = Weighting.UNIFORM.value
     delta: float = 0.01
-    k: int = 2
+    k: int | None = None  # None: the number of objects in the image (2 on DOUBLE-MNIST)
     max_queries: int | None = None
     time_limit: float | None = 20.0
     frontier: bool = True
@@ -60,7 +60,7 @@ class AnalysisOptions:
                 raise RingcertError(f"{name} must be one of {choices}, got {value!r}") from None
         if not (isinstance(self.delta, int | float) and 0 < self.delta <= 1):
             raise RingcertError(f"delta must be in (0, 1], got {self.delta}")
-        if not (isinstance(self.k, int) and 1 <= self.k <= MAX_K):
+        if self.k is not None and not (isinstance(self.k, int) and 1 <= self.k <= MAX_K):
             raise RingcertError(f"k must be in 1..{MAX_K}, got {self.k}")
         if not isinstance(self.frontier, bool):
             raise RingcertError(f"frontier must be true or false, got {self.frontier!r}")

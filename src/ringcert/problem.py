@@ -6,12 +6,17 @@ gives one L-infinity bound per ring; its box is ``[max(0, x-eps), min(1, x+eps)]
 classifier is robust on the box iff the top-k margin ``m(z) = F_t(z) - kth max_{c != t}
 F_c(z)`` is positive everywhere in it. Definitions from Mour & Drachsler-Cohen, "Robustness
 of Multi-Label Neural Networks" (2023), section 2.
+
+A problem may name several targets (issue 15, images of more than two objects): it is robust
+iff every target is, on the same box, so its margin is the minimum of the targets' margins.
+Verifiers see one target at a time (``Verifier.verify`` splits the problem, ``split``); the
+attacks and witness checks use the minimum directly.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,17 +61,19 @@ def topk_margin(logits: torch.Tensor, target: int | torch.Tensor, k: int) -> tor
 
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """One layered-neighborhood query family: model, image, target, perturbed mask, k, w.
+    """One layered-neighborhood query family: model, image, targets, perturbed mask, k, w.
 
     Build it with :meth:`Problem.create`, which validates every input. ``image`` is a
-    float32 tensor (C, H, W) in [0, 1]; ``rings`` maps each pixel to its ring.
-    ``perturbed_class`` labels the perturbed object; when the caller does not know it,
-    ``create`` fills in the model's reading (``predicted_other``).
+    float32 tensor (C, H, W) in [0, 1]; ``rings`` maps each pixel to its ring; ``mask`` is
+    the perturbed objects' pixels (the union of their masks). ``targets`` are the classes
+    that must all stay in the top-k. ``perturbed_class`` labels the perturbed object (one
+    object); when the caller does not know it, ``create`` fills in the model's reading
+    (``predicted_other``) for a single target and leaves it None for several.
     """
 
     model: nn.Sequential
     image: torch.Tensor
-    target: int
+    targets: tuple[int, ...]
     mask: np.ndarray
     k: int
     weights: np.ndarray
@@ -79,7 +86,7 @@ class Problem:
         *,
         model: nn.Sequential,
         image: torch.Tensor | np.ndarray,
-        target: int,
+        target: int | tuple[int, ...] | list[int],
         mask: np.ndarray,
         k: int = 2,
         weights: Weighting | str | np.ndarray | list[float] = Weighting.UNIFORM,
@@ -108,16 +115,41 @@ class Problem:
         classes = logits.shape[1]
         if not 1 <= k < classes:
             raise RingcertError(f"k must be between 1 and {classes - 1}, got {k}")
-        if not 0 <= target < classes:
-            raise RingcertError(f"target class {target} is not in 0..{classes - 1}")
-        if topk_margin(logits, target, k).item() <= 0:
-            raise RingcertError(f"target class {target} is not in the top-{k} of the model's output")
-        if perturbed_class is None:
-            perturbed_class = predicted_other(logits[0], target)
+        targets = (int(target),) if np.ndim(target) == 0 else tuple(int(t) for t in target)
+        if not targets:
+            raise RingcertError("the target set is empty")
+        if len(set(targets)) != len(targets):
+            raise RingcertError(f"target classes {list(targets)} repeat a class")
+        if len(targets) > k:
+            raise RingcertError(f"{len(targets)} targets cannot all be in the top-{k}")
+        for one in targets:
+            if not 0 <= one < classes:
+                raise RingcertError(f"target class {one} is not in 0..{classes - 1}")
+            if topk_margin(logits, one, k).item() <= 0:
+                raise RingcertError(f"target class {one} is not in the top-{k} of the model's output")
+        if perturbed_class is None and len(targets) == 1:
+            perturbed_class = predicted_other(logits[0], targets[0])
         size = int(rings.max()) + 1
-        return cls(model=model, image=image_t, target=int(target), mask=mask, k=k,
+        return cls(model=model, image=image_t, targets=targets, mask=mask, k=k,
                    weights=_weights(weights, rings, size), rings=rings,
                    perturbed_class=perturbed_class)
+
+    @property
+    def target(self) -> int:
+        """The target of a single-target problem (what a verifier's ``_run`` sees); a
+        ``ValueError`` on a problem of several targets, which must be ``split`` first."""
+        if len(self.targets) != 1:
+            raise ValueError(f"a problem of {len(self.targets)} targets has no single target: split it")
+        return self.targets[0]
+
+    def split(self) -> tuple[Problem, ...]:
+        """One single-target problem per target, on the same image, rings and weights."""
+        return tuple(replace(self, targets=(one,)) for one in self.targets)
+
+    def weakest_target(self) -> int:
+        """The target with the smallest clean top-k margin (the one an attack aims at)."""
+        logits = self.logits()
+        return min(self.targets, key=lambda one: float(topk_margin(logits, one, self.k)[0]))
 
     @property
     def num_rings(self) -> int:
@@ -138,8 +170,14 @@ class Problem:
             return self.model(batch.float())
 
     def margin(self, z: torch.Tensor) -> torch.Tensor:
-        """Top-k margin of each input in the batch ``z`` (differentiable in ``z``)."""
-        return topk_margin(self.model(z), self.target, self.k)
+        """Top-k margin of each input in the batch ``z`` (differentiable in ``z``): the
+        smallest over the targets."""
+        return self.margin_of(self.model(z))
+
+    def margin_of(self, logits: torch.Tensor) -> torch.Tensor:
+        """The problem's margin from a batch of logits (B, n): min over targets."""
+        margins = [topk_margin(logits, one, self.k) for one in self.targets]
+        return margins[0] if len(margins) == 1 else torch.stack(margins).amin(dim=0)
 
     def check_eps(self, eps: torch.Tensor | np.ndarray | list[float]) -> torch.Tensor:
         """Validated float64 epsilon tensor (keeps autograd history if ``eps`` has one)."""

@@ -44,4 +44,19 @@ def test_options_change_the_keys_and_shipped_names_carry_no_hash() -> None:
     assert set(base).isdisjoint(_keys(["none"], AnalysisOptions(time_limit=30.0)))
     task = analysis_tasks(models=["none"], indices=[0], sides=[Side.RIGHT], options=AnalysisOptions())[0]
     assert "model_sha256" not in task.settings
-    assert AnalysisOptions.from_settings(task.settings) == AnalysisOptions()
+    # the task names the k it verifies: the default (None) becomes the number of objects
+    assert AnalysisOptions.from_settings(task.settings) == AnalysisOptions(k=2)
+    assert "objects" not in task.settings  # two-object keys are what they were
+
+
+def test_tasks_on_three_object_images_record_objects_and_k() -> None:
+    from ringcert.selection import Selection
+
+    selection = Selection(perturbed=(0,), targets=(1, 2))
+    [task] = analysis_tasks(models=["none"], indices=[4], sides=[selection],
+                            options=AnalysisOptions(), objects=3)
+    assert task.settings["objects"] == 3 and task.settings["k"] == 3
+    assert task.target == selection and task.label == "none/4-p0-t1+2"
+    [explicit] = analysis_tasks(models=["none"], indices=[4], sides=[selection],
+                                options=AnalysisOptions(k=2), objects=3)
+    assert explicit.settings["k"] == 2 and explicit.key != task.key

@@ -1,5 +1,5 @@
-"""The batch that ``ringcert analyze`` runs: one task per model x image x target side, and
-the per-image work each task does (analyze, render the heatmap).
+"""The batch that ``ringcert analyze`` runs: one task per model x image x target side (or
+object selection), and the per-image work each task does (analyze, render the heatmap).
 
 Images come from the DOUBLE-MNIST test split or from the user's ``--data`` file. A task's
 settings are ``AnalysisOptions.to_settings()``, the data file's path, and the content hash
@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ringcert.batch.tasks import AnalysisTask, TaskOutput
 from ringcert.errors import RingcertError
-from ringcert.models.modelfile import SHIPPED
+from ringcert.models.modelfile import ALL_SHIPPED
 from ringcert.options import AnalysisOptions
+from ringcert.selection import Selection
 from ringcert.vocabulary import Side, Weighting
 
 
@@ -37,20 +39,26 @@ def _input_files(model: str, options: AnalysisOptions, data: str | None) -> dict
     if data is not None:
         files["data"] = str(Path(data).resolve())
         files["data_sha256"] = file_digest(Path(data))
-    if model not in SHIPPED and Path(model).is_file():
+    if model not in ALL_SHIPPED and Path(model).is_file():
         files["model_sha256"] = file_digest(Path(model))
     if options.weights not in {weighting.value for weighting in Weighting}:
         files["weights_sha256"] = file_digest(Path(options.weights))
     return files
 
 
-def analysis_tasks(*, models: Sequence[str], indices: Sequence[int], sides: Sequence[Side],
-                   options: AnalysisOptions, data: str | None = None) -> list[AnalysisTask]:
+def analysis_tasks(*, models: Sequence[str], indices: Sequence[int],
+                   sides: Sequence[Side | Selection], options: AnalysisOptions,
+                   data: str | None = None, objects: int = 2) -> list[AnalysisTask]:
     """One task per model x image x side, with ``options`` and the inputs' content hashes;
-    ``data``: the user's image file (None: the DOUBLE-MNIST test split)."""
+    ``data``: the user's image file (None: the test split of ``objects``-digit images,
+    DOUBLE-MNIST for 2). An unset ``k`` becomes the number of objects, so the settings (and
+    the keys of two-object tasks) name the k that is verified."""
+    if options.k is None:
+        options = replace(options, k=objects)
+    drawn = {"objects": objects} if data is None and objects != 2 else {}
     tasks = []
     for model in models:
-        settings = {**options.to_settings(), **_input_files(model, options, data)}
+        settings = {**options.to_settings(), **_input_files(model, options, data), **drawn}
         tasks += [AnalysisTask(model=model, image_index=index, target=side, settings=settings)
                   for index in indices for side in sides]
     return tasks
@@ -79,9 +87,9 @@ def run_task(task: AnalysisTask) -> TaskOutput:
 
     options = AnalysisOptions.from_settings(task.settings)
     name, network, output = _network(task.model, task.settings.get("model_sha256"))
-    side = Side(task.target)
+    side = task.target
     data = task.settings.get("data")
-    one = image(task.image_index, data=data)
+    one = image(task.image_index, data=data, objects=int(task.settings.get("objects", 2)))
     try:
         problem = image_problem(network, one, target=side, k=options.k,
                                 weights=parse_weights(options.weights))
@@ -89,12 +97,14 @@ def run_task(task: AnalysisTask) -> TaskOutput:
         return TaskOutput(record={"model": name, "image_index": task.image_index,
                                   "target": side.value, "skipped": str(error)})
     result = analyze(problem, options, model_name=name, image_index=task.image_index, target=side)
+    target_mask = one.masks[0, list(Selection.of(side).targets)].any(axis=0)
     record = {**result.to_json(), "data": data, "model_output": output,
-              # the rings the target object's pixels lie in (the reports' target-ring epsilon)
-              "target_rings": sorted({int(ring) for ring in problem.rings[one.masks[0, side.column]]})}
+              # the rings the target objects' pixels lie in (the reports' target-ring epsilon)
+              "target_rings": sorted({int(ring) for ring in problem.rings[target_mask]})}
+    classes = "+".join(map(str, problem.targets))
     png = heatmap_png(image=problem.image.numpy(), rings=problem.rings, epsilon=result.epsilon,
-                      perturbed_mask=problem.mask, target_mask=one.masks[0, side.column],
-                      title=(f"{name} #{task.image_index} target {side.value} ({problem.target}): "
+                      perturbed_mask=problem.mask, target_mask=target_mask,
+                      title=(f"{name} #{task.image_index} target {side.value} ({classes}): "
                              f"size {result.size:.3f}, {record['queries']['total']} queries"),
                       frontier=None if result.frontier is None else result.frontier.upper(),
                       weights=result.weights)

@@ -1,4 +1,5 @@
-"""One unit of batch work: which model, image and target side, with which algorithm settings.
+"""One unit of batch work: which model, image and target side (or object selection), with
+which algorithm settings.
 
 A task's identity key is a hash of *everything* that determines its result (model
 reference, image index, target side and the algorithm/verifier settings), so a rerun
@@ -17,6 +18,7 @@ from pathlib import PurePath
 from typing import Any, TypeAlias
 
 from ringcert.errors import RingcertError
+from ringcert.selection import Selection, parse_target
 from ringcert.vocabulary import Side
 
 KEY_SCHEMA = 2  # bump when the meaning of a task's fields changes
@@ -33,6 +35,9 @@ def _canonical(value: Any) -> str:
 class AnalysisTask:
     """A (model, image, target side, settings) analysis; picklable and JSON-able.
 
+    ``target`` is a ``Side`` on two-object images, or any ``Selection`` of perturbed and
+    target objects (its written form names the results file: ``3-p0-t1+2.json``).
+
     ``model`` is what the task function loads: a shipped model name (``none``, ``l0``,
     ``pgd``) or a model file path. ``settings`` is a JSON-able dict of everything else
     that shapes the result (algorithm, shrink, delta, verifier, budgets, weights, k...);
@@ -41,7 +46,7 @@ class AnalysisTask:
 
     model: str
     image_index: int
-    target: Side
+    target: Side | Selection
     settings: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -51,10 +56,7 @@ class AnalysisTask:
                 or self.image_index < 0:
             raise RingcertError(f"image index must be a non-negative integer, "
                                 f"got {self.image_index!r}")
-        try:
-            target = Side(self.target)
-        except ValueError:
-            raise RingcertError(f"target must be 'left' or 'right', got {self.target!r}") from None
+        target = parse_target(self.target)
         try:
             settings = json.loads(_canonical(dict(self.settings)))
         except (TypeError, ValueError) as error:

@@ -6,7 +6,9 @@ layer dicts) so that a model file can rebuild it without executing code. The def
 classifier follows the seed's figure 2: two convolutions, one max-pool, one fully
 connected layer, ReLU, sized to be accurate and small enough to verify on a CPU
 (docs/design.md section 4.3): Conv(1,16,8,s4,p2) - Conv(16,32,5,s1,p2) - MaxPool 4 -
-FC(512,10), 12,288 ReLUs.
+FC(512,10), 12,288 ReLUs. For images of ``N`` objects (N 32-pixel cells, 64 x 32N) the same
+layers see a wider canvas and only the fully connected layer grows (``seed_spec(N)``: FC(256N,
+10); 18,432 ReLUs for N = 3).
 """
 
 from __future__ import annotations
@@ -16,17 +18,29 @@ from torch import nn
 from ringcert.layers.base import LayerSpec
 from ringcert.layers.registry import by_op, layer_type
 
-SEED_CLASSIFIER: list[LayerSpec] = [
-    {"op": "conv2d", "in": 1, "out": 16, "kernel": 8, "stride": 4, "padding": 2},
-    {"op": "relu"},
-    {"op": "conv2d", "in": 16, "out": 32, "kernel": 5, "stride": 1, "padding": 2},
-    {"op": "relu"},
-    {"op": "maxpool2d", "kernel": 4, "stride": 4},
-    {"op": "flatten"},
-    {"op": "linear", "in": 512, "out": 10},
-]
-INPUT_SHAPE = (1, 64, 64)
 NUM_CLASSES = 10
+
+
+def seed_spec(objects: int = 2) -> list[LayerSpec]:
+    """The seed's figure-2 classifier for images of ``objects`` 32-pixel cells (64 x 32N)."""
+    return [
+        {"op": "conv2d", "in": 1, "out": 16, "kernel": 8, "stride": 4, "padding": 2},
+        {"op": "relu"},
+        {"op": "conv2d", "in": 16, "out": 32, "kernel": 5, "stride": 1, "padding": 2},
+        {"op": "relu"},
+        {"op": "maxpool2d", "kernel": 4, "stride": 4},
+        {"op": "flatten"},
+        {"op": "linear", "in": 256 * objects, "out": NUM_CLASSES},
+    ]
+
+
+def input_shape(objects: int = 2) -> tuple[int, int, int]:
+    """The (C, H, W) of an image of ``objects`` 32-pixel cells."""
+    return (1, 64, 32 * objects)
+
+
+SEED_CLASSIFIER: list[LayerSpec] = seed_spec(2)
+INPUT_SHAPE = input_shape(2)
 
 
 def build_layer(spec: LayerSpec) -> nn.Module:
@@ -47,8 +61,8 @@ def spec_of_model(model: nn.Sequential) -> list[LayerSpec]:
     return [spec_of(layer) for layer in model]
 
 
-def seed_classifier() -> nn.Sequential:
-    return build(SEED_CLASSIFIER)
+def seed_classifier(objects: int = 2) -> nn.Sequential:
+    return build(seed_spec(objects))
 
 
 def relu_count(model: nn.Sequential, input_shape: tuple[int, ...] = INPUT_SHAPE) -> int:

@@ -3,7 +3,8 @@
 Loading never executes code from the file: the architecture is rebuilt from the spec in
 the metadata and the tensors are read with ``safetensors``. A missing, corrupt or
 mismatched file raises a one-line ``RingcertError``. Models are referred to by a shipped
-name (``none``, ``l0``, ``pgd``), by a ``.safetensors`` path or by an ``.onnx`` path.
+name (``none``, ``l0``, ``pgd`` for DOUBLE-MNIST; ``none3``, ``pgd3`` for three digits), by a
+``.safetensors`` path or by an ``.onnx`` path.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from ringcert.models.architecture import build, spec_of_model
 from ringcert.vocabulary import Defense
 
 SHIPPED = tuple(defense.value for defense in Defense)  # one shipped model per training regime
+SHIPPED_THREE = ("none3", "pgd3")  # three-digit classifiers (issue 15): not in the default run
+ALL_SHIPPED = SHIPPED + SHIPPED_THREE
 _META_KEY = "ringcert"
 
 
@@ -33,6 +36,12 @@ class LoadedModel:
     name: str
     network: nn.Sequential
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def model_objects(loaded: LoadedModel) -> int:
+    """How many objects the model's images show (its training's ``objects``; 2 when the
+    file does not say: DOUBLE-MNIST)."""
+    return int(loaded.metadata.get("objects", 2))
 
 
 def shipped_path(name: str) -> Path:
@@ -88,7 +97,7 @@ def load_safetensors(path: str | Path) -> LoadedModel:
 def load_model(reference: str | Path) -> LoadedModel:
     """A shipped model by name, or a model file (``.safetensors`` or ``.onnx``) by path."""
     text = str(reference)
-    if text in SHIPPED:
+    if text in ALL_SHIPPED:
         path = shipped_path(text)
         if not path.is_file():
             raise RingcertError(f"shipped model {text!r} is missing from the installation")
@@ -104,6 +113,6 @@ def load_model(reference: str | Path) -> LoadedModel:
         return LoadedModel(name=path.stem, network=found.network, metadata=metadata)
     if not path.exists():
         raise RingcertError(
-            f"unknown model {text!r}: not a shipped name ({', '.join(SHIPPED)}) nor a file")
+            f"unknown model {text!r}: not a shipped name ({', '.join(ALL_SHIPPED)}) nor a file")
     return load_safetensors(path)
 

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from ringcert.batch.store import result_files
 from ringcert.errors import RingcertError
+from ringcert.selection import Selection, parse_target
 from ringcert.vocabulary import Algorithm, GradientSource, MaximalityStatus, Shrink, Side
 
 NO_SETTING = "-"
@@ -91,8 +92,20 @@ def _member(kind: type[E], value: Any, key: str) -> E:
         raise _invalid(key, f"one of {choices}", value) from None
 
 
-def _side(value: Any, key: str) -> Side:
-    return _member(Side, value, key)
+def _target(value: Any, key: str) -> Side | Selection:
+    if not isinstance(value, str):
+        raise _invalid(key, "left, right or p<i>-t<j>", value)
+    try:
+        return parse_target(value)
+    except RingcertError:
+        raise _invalid(key, "left, right or p<i>-t<j>", value) from None
+
+
+def _classes(value: Any, key: str) -> int | tuple[int, ...]:
+    """One target class, or the list of a multi-target analysis's classes."""
+    if isinstance(value, list):
+        return tuple(_int(item, key) for item in value)
+    return _int(value, key)
 
 
 def _list(value: Any, key: str) -> list[Any]:
@@ -188,8 +201,8 @@ class AnalysisRecord:
 
     model: str
     image_index: int | None
-    target: Side | None
-    target_class: int | None
+    target: Side | Selection | None
+    target_class: int | tuple[int, ...] | None
     perturbed_class: int | None
     k: int | None
     epsilon: tuple[float, ...]
@@ -296,7 +309,7 @@ class AnalysisRecord:
         """Which analysis: model, image index and target side (every record has them)."""
         return {"model": _str(_get(raw, "model"), "model"),
                 "image_index": _optional(_int, _get(raw, "image_index"), "image_index"),
-                "target": _optional(_side, _get(raw, "target"), "target")}
+                "target": _optional(_target, _get(raw, "target"), "target")}
 
     @classmethod
     def _skip(cls, raw: Mapping[str, Any]) -> AnalysisRecord:
@@ -311,7 +324,7 @@ class AnalysisRecord:
         algorithm, shrink, gradient = _algorithm(_get(raw, "algorithm"))
         ray_scale, upper = _frontier(raw.get("frontier"))
         record = cls(
-            **identity, target_class=_int(_get(raw, "target_class"), "target_class"),
+            **identity, target_class=_classes(_get(raw, "target_class"), "target_class"),
             perturbed_class=_optional(_int, _get(raw, "perturbed_class"), "perturbed_class"),
             k=_int(_get(raw, "k"), "k"), epsilon=_floats(_get(raw, "epsilon"), "epsilon"),
             weights=_floats(_get(raw, "weights"), "weights"),
@@ -346,11 +359,14 @@ class AnalysisRecord:
         return f"{self.model} #{show(self.image_index)} {show(self.target)}"
 
 
-def show(value: Side | int | None) -> str:
-    """An optional identity field as the reports print it: a side's value, ``-`` for none."""
+def show(value: Side | Selection | int | tuple[int, ...] | None) -> str:
+    """An optional identity field as the reports print it: a side's or selection's value,
+    classes joined by ``+``, ``-`` for none."""
     if value is None:
         return NO_SETTING
-    return value.value if isinstance(value, Side) else str(value)
+    if isinstance(value, tuple):
+        return "+".join(map(str, value))
+    return value.value if isinstance(value, Side | Selection) else str(value)
 
 
 @dataclass(frozen=True, kw_only=True)

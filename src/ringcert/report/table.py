@@ -30,7 +30,7 @@ def _line(record: AnalysisRecord) -> str:
     start = f"{record.model:8} {show(record.image_index):>5} {show(record.target):6}"
     if record.skipped is not None:
         return f"{start}  skipped: {record.skipped}"
-    return (f"{start} {record.target_class:2d} {record.perturbed_class!s:>2} "
+    return (f"{start} {show(record.target_class):>2} {record.perturbed_class!s:>2} "
             f"{len(record.ring_sizes):5d} {record.size:8.3f} {_number(record.frontier_size, 8, 3)} "
             f"{_number(record.gap, 7, 3)} {_number(record.ray_scale, 6, 2)} {refuted_rings(record):7d} "
             f"{record.queries:7d} {record.time_s:7.1f}")

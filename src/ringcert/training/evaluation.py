@@ -1,9 +1,9 @@
-"""Clean, PGD-robust and CROWN-certified top-2 accuracy on DOUBLE-MNIST.
+"""Clean, PGD-robust and CROWN-certified top-k accuracy on DOUBLE-MNIST and its N-object form.
 
-An image counts as correct when both of its digits are in the top-2. The robust
-accuracy attacks the whole image with L-infinity PGD that minimizes the smaller of the
-two digits' top-k margins, i.e. tries to push either digit out of the top-2. The certified
-accuracy counts the images on which CROWN proves both digits in the top-2 over the whole
+An image of N objects counts as correct when all N digits are in the top-N (top-2 for
+DOUBLE-MNIST). The robust accuracy attacks the whole image with L-infinity PGD that minimizes
+the smallest of the digits' top-k margins, i.e. tries to push any digit out of the top-k. The
+certified accuracy counts the images on which CROWN proves every digit in the top-k over the whole
 image's L-infinity ball, with the joint top-k margin bound the verifiers use (issue 16: a
 certified-accuracy column for every model); it is a lower bound on the true robust accuracy,
 as the PGD one is an upper bound.
@@ -29,6 +29,9 @@ shipped models."""
 
 @dataclass(frozen=True)
 class Evaluation:
+    """Accuracies of one model; ``k`` = the number of objects per image (the top-k counted)."""
+
+    k: int
     count: int
     clean_accuracy: float
     robust_accuracy: dict[float, float]
@@ -36,17 +39,19 @@ class Evaluation:
     certified_accuracy: dict[float, float]
 
     def to_json(self) -> dict[str, object]:
-        return {"count": self.count, "clean_top2_accuracy": self.clean_accuracy,
-                "pgd_robust_top2_accuracy": {str(e): a for e, a in self.robust_accuracy.items()},
+        k = self.k
+        return {"count": self.count, f"clean_top{k}_accuracy": self.clean_accuracy,
+                f"pgd_robust_top{k}_accuracy": {str(e): a for e, a in self.robust_accuracy.items()},
                 "certified_count": self.certified_count,
-                "crown_certified_top2_accuracy": {str(e): a for e, a in self.certified_accuracy.items()}}
+                f"crown_certified_top{k}_accuracy": {str(e): a for e, a in self.certified_accuracy.items()}}
 
 
-def pair_margin(logits: torch.Tensor, labels: torch.Tensor, k: int = 2) -> torch.Tensor:
-    """The smaller top-k margin of the two labelled digits (B,); > 0 iff both in top-k."""
-    left = topk_margin(logits, labels[:, 0], k)
-    right = topk_margin(logits, labels[:, 1], k)
-    return torch.minimum(left, right)
+def pair_margin(logits: torch.Tensor, labels: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    """The smallest top-k margin of the labelled digits (B,); > 0 iff all are in the top-k.
+    ``labels`` (B, N); ``k`` defaults to the number of objects N (top-2 for DOUBLE-MNIST)."""
+    k = labels.shape[1] if k is None else k
+    margins = [topk_margin(logits, labels[:, column], k) for column in range(labels.shape[1])]
+    return torch.stack(margins).amin(dim=0)
 
 
 def pgd_min_margin(network: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
@@ -68,9 +73,10 @@ def pgd_min_margin(network: nn.Module, images: torch.Tensor, labels: torch.Tenso
 
 
 def certified_images(network: nn.Sequential, images: torch.Tensor, labels: torch.Tensor, *,
-                     epsilons: tuple[float, ...], k: int = 2, progress: bool = False
+                     epsilons: tuple[float, ...], k: int | None = None, progress: bool = False
                      ) -> dict[float, int]:
-    """Per epsilon, how many images CROWN certifies: every labelled object in the top-k over
+    """Per epsilon, how many images CROWN certifies: every labelled object in the top-k (k
+    defaults to the number of objects) over
     the whole image's L-infinity ball (all rings at ``epsilon``; an object not in the top-k
     of the clean image is never certified)."""
     from tqdm import tqdm
@@ -78,6 +84,7 @@ def certified_images(network: nn.Sequential, images: torch.Tensor, labels: torch
     from ringcert.verify.propagation import Crown
 
     crown = Crown()
+    k = labels.shape[1] if k is None else k
     mask = np.zeros(tuple(images.shape[-2:]), dtype=bool)
     mask[0, 0] = True  # rings only index pixels here: every ring gets the same epsilon
     certified = dict.fromkeys(epsilons, 0)
@@ -98,9 +105,9 @@ def evaluate(network: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
              epsilons: tuple[float, ...] = DEFAULT_EPSILONS, batch_size: int = 250,
              seed: int = 0, progress: bool = False,
              certified_count: int = 0) -> Evaluation:
-    """Clean and PGD-robust top-2 accuracy of ``network`` on float images (N, 1, H, W), and
-    its CROWN-certified top-2 accuracy on the first ``certified_count`` of them (none by
-    default: training reports skip it)."""
+    """Clean and PGD-robust top-k accuracy of ``network`` on float images (B, 1, H, W) with
+    labels (B, N), k = N, and its CROWN-certified top-k accuracy on the first
+    ``certified_count`` of them (none by default: training reports skip it)."""
     from tqdm import tqdm
 
     network.eval()
@@ -121,7 +128,7 @@ def evaluate(network: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
     checked = min(count, certified_count)
     certified = certified_images(network, images[:checked], labels[:checked], epsilons=epsilons,
                                  progress=progress)
-    return Evaluation(count=count, clean_accuracy=clean / count,
+    return Evaluation(k=labels.shape[1], count=count, clean_accuracy=clean / count,
                       robust_accuracy={e: n / count for e, n in robust.items()},
                       certified_count=checked,
                       certified_accuracy={e: n / checked for e, n in certified.items()} if checked else {})

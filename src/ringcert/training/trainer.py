@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from ringcert.data.double_mnist import generate
 from ringcert.data.mnist import Split, load_digits
-from ringcert.models.architecture import SEED_CLASSIFIER, build
+from ringcert.models.architecture import build, seed_spec
 from ringcert.training.defenses import OcclusionSettings, PgdSettings, occlude, pgd_examples
 from ringcert.training.evaluation import pair_margin
 from ringcert.vocabulary import Defense
@@ -28,6 +28,7 @@ from ringcert.vocabulary import Defense
 @dataclass(frozen=True, kw_only=True)
 class TrainingSettings:
     defense: Defense = Defense.NONE
+    objects: int = 2  # digits per image: 2 is DOUBLE-MNIST, more widens the canvas (issue 15)
     epochs: int = 30
     pairs_per_epoch: int = 20000
     batch_size: int = 128
@@ -56,11 +57,13 @@ def multi_hot(labels: torch.Tensor, classes: int = 10) -> torch.Tensor:
 
 def train(settings: TrainingSettings, *, mnist_dir: str | None = None, progress: bool = True,
           on_epoch: callable | None = None) -> tuple[nn.Sequential, list[EpochReport]]:
-    """Train a fresh seed classifier; returns the network and one report per epoch."""
+    """Train a fresh seed classifier for ``settings.objects`` digits per image (multi-label
+    BCE; accuracy counts all digits in the top-N); returns the network and one report per
+    epoch."""
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     pool = load_digits(Split.TRAIN, mnist_dir=mnist_dir)
-    network = build(SEED_CLASSIFIER)
+    network = build(seed_spec(settings.objects))
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.peak_lr)
     steps_per_epoch = -(-settings.pairs_per_epoch // settings.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -70,7 +73,7 @@ def train(settings: TrainingSettings, *, mnist_dir: str | None = None, progress:
     for epoch in range(settings.epochs):
         began = time.perf_counter()
         data = generate(pool, split=Split.TRAIN, start=epoch * settings.pairs_per_epoch,
-                        count=settings.pairs_per_epoch, seed=settings.seed)
+                        count=settings.pairs_per_epoch, seed=settings.seed, objects=settings.objects)
         images = torch.from_numpy(data.float_images())
         labels = torch.from_numpy(data.labels)
         order = torch.randperm(len(images), generator=generator)

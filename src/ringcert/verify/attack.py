@@ -21,7 +21,7 @@ from itertools import combinations
 
 import torch
 
-from ringcert.problem import Problem, topk_margin
+from ringcert.problem import Problem
 from ringcert.verify.verdict import Verdict, Verifier, start_point
 from ringcert.vocabulary import Status, VerifierKind
 
@@ -34,9 +34,11 @@ class AttackResult:
 
 def likely_sets(problem: Problem, count: int) -> torch.Tensor:
     """``count`` k-sets of other classes (count, k), by decreasing sum of clean logits (the
-    sets closest to overtaking the target together), cycling if there are fewer."""
+    sets closest to overtaking the target together), cycling if there are fewer; of several
+    targets, the weakest one's."""
     logits = problem.logits()[0]
-    others = [c for c in torch.argsort(logits, descending=True).tolist() if c != problem.target]
+    target = problem.weakest_target()
+    others = [c for c in torch.argsort(logits, descending=True).tolist() if c != target]
     pool = others[: problem.k + 3]
     ranked = sorted(combinations(pool, problem.k), key=lambda s: -float(logits[list(s)].sum()))
     return torch.tensor([ranked[i % len(ranked)] for i in range(count)], dtype=torch.long)
@@ -86,9 +88,11 @@ def _descend(problem: Problem, lo: torch.Tensor, hi: torch.Tensor, *, restarts: 
     z = torch.max(torch.min(z, hi), lo)
     aimed_rows = (torch.arange(boxes * restarts) % restarts) >= restarts - targeted
     sets = None  # per row: the k-set an aimed row attacks (unused on the other rows)
+    aim = problem.targets[0]  # the target the aimed rows keep out of the top-k
     if targeted:
         sets = torch.zeros((boxes * restarts, problem.k), dtype=torch.long)
         sets[aimed_rows] = likely_sets(problem, targeted).repeat(boxes, 1)
+        aim = problem.weakest_target()
     best_z = z.clone()
     best_m = torch.full((boxes * restarts,), torch.inf)
     step = step_fraction * width
@@ -97,12 +101,12 @@ def _descend(problem: Problem, lo: torch.Tensor, hi: torch.Tensor, *, restarts: 
         for index in range(steps + 1):
             z_active = z[active].requires_grad_(True)
             logits = problem.model(z_active)
-            margin = topk_margin(logits, problem.target, problem.k)
+            margin = problem.margin_of(logits)
             loss = margin
             if sets is not None:
                 aimed_here = aimed_rows[active]
                 aimed = logits[aimed_here]
-                aimed = aimed[:, problem.target] - aimed.gather(1, sets[active][aimed_here]).min(dim=1).values
+                aimed = aimed[:, aim] - aimed.gather(1, sets[active][aimed_here]).min(dim=1).values
                 loss = margin.masked_scatter(aimed_here, aimed)
             better = margin.detach() < best_m[active]
             rows = active[better]

@@ -4,6 +4,11 @@
 epsilon vector, runs the subclass's ``_run``, and re-checks every counterexample by box
 membership and a plain float32 forward pass. A witness that fails the check turns the
 verdict into ``UNKNOWN``; ``ROBUST`` can only come from a subclass that proved it.
+
+A problem of several targets is verified target by target on the same box (``_per_target``):
+ROBUST iff every target's verdict is, NOT_ROBUST as soon as one target's is (its checked
+witness breaks the problem too, whose margin is the minimum), else UNKNOWN; the bound is the
+minimum over targets, the weakest points are the worst target's first (issue 15).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ class Verdict:
     an UNKNOWN is one (None for the other statuses); ``settled_by`` names the method inside
     the stage that decided (a complete stage's PGD phase: ``ATTACK``). ``Verifier.verify``
     sets ``eps`` (the vector this verdict answers) and ``time_s``; a cascade's ``stages``
-    are the verdicts of the stages it ran, in order. ``stats`` holds numbers for a human.
+    are the verdicts of the stages it ran, in order; on a problem of several targets,
+    ``targets`` are the per-target verdicts, in the problem's target order, up to the first
+    refuted one. ``stats`` holds numbers for a human.
     """
 
     status: Status
@@ -44,6 +51,7 @@ class Verdict:
     eps: tuple[float, ...] | None = None
     time_s: float = 0.0
     stages: tuple[Verdict, ...] = ()
+    targets: tuple[Verdict, ...] = ()
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
     @property
@@ -62,6 +70,8 @@ class Verdict:
                 "time_s": self.time_s,
                 "stages": [{"verifier": stage.verifier.value, "status": stage.status.value,
                             "time_s": stage.time_s} for stage in self.stages],
+                "targets": [{"status": part.status.value, "bound": part.bound,
+                             "time_s": part.time_s} for part in self.targets],
                 "stats": dict(self.stats)}
 
 
@@ -126,7 +136,12 @@ class Verifier(ABC):
         if hint is not None and not hint.answers(eps_t):
             raise ValueError("hint is a verdict on another query; pass it as warm_start")
         began = time.perf_counter()
-        verdict = self._run(problem, eps_t, hint=hint, warm_start=warm_start, time_limit=time_limit)
+        if len(problem.targets) > 1:
+            verdict = self._per_target(problem, eps_t, hint=hint, warm_start=warm_start,
+                                       time_limit=time_limit)
+        else:
+            verdict = self._run(problem, eps_t, hint=hint, warm_start=warm_start,
+                                time_limit=time_limit)
         if verdict.status is Status.NOT_ROBUST:
             witness = verdict.counterexample
             if witness is not None:
@@ -149,8 +164,59 @@ class Verifier(ABC):
                        eps=tuple(float(value) for value in eps_t.tolist()),
                        time_s=time.perf_counter() - began)
 
+    def _per_target(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
+                    warm_start: Verdict | None, time_limit: float | None) -> Verdict:
+        """Each target's verdict on the same box (each through ``verify``, so each witness
+        is checked against its own target), combined: see the module docstring."""
+        began = time.perf_counter()
+        parts: list[Verdict] = []
+        for index, single in enumerate(problem.split()):
+            left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - began))
+            part = self.verify(single, eps, hint=_part(hint, index),
+                               warm_start=_part(warm_start, index), time_limit=left)
+            parts.append(part)
+            if part.status is Status.NOT_ROBUST:
+                break
+        bounds = [part.bound for part in parts]
+        bound = None if None in bounds or len(parts) < len(problem.targets) else min(bounds)
+        points = [part.weakest_points for part in parts if part.weakest_points is not None]
+        weakest_points = weakest_margins = None
+        if points:
+            weakest_points = torch.cat(points)
+            with torch.no_grad():
+                weakest_margins = problem.margin(weakest_points.float()).detach()
+            order = torch.argsort(weakest_margins)
+            weakest_points, weakest_margins = weakest_points[order], weakest_margins[order]
+        last = parts[-1]
+        if last.status is Status.NOT_ROBUST:
+            return Verdict(status=Status.NOT_ROBUST, verifier=self.kind, bound=last.bound,
+                           counterexample=last.counterexample, weakest_points=weakest_points,
+                           weakest_margins=weakest_margins, settled_by=last.settled_by,
+                           targets=tuple(parts), stats={"refuted_target": problem.targets[len(parts) - 1]})
+        open_parts = [part for part in parts if part.status is not Status.ROBUST]
+        if not open_parts:
+            return Verdict(status=Status.ROBUST, verifier=self.kind, bound=bound,
+                           weakest_points=weakest_points, weakest_margins=weakest_margins,
+                           settled_by=parts[_weakest(bounds)].settled_by,
+                           targets=tuple(parts))
+        return Verdict(status=Status.UNKNOWN, verifier=self.kind, bound=bound,
+                       weakest_points=weakest_points, weakest_margins=weakest_margins,
+                       reason=open_parts[0].reason, targets=tuple(parts))
+
     @abstractmethod
     def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
              warm_start: Verdict | None, time_limit: float | None) -> Verdict:
         """Answer the query for a validated float64 ``eps`` within ``time_limit`` (if not None);
         ``hint`` answers this same query, ``warm_start`` a nearby one (see ``verify``)."""
+
+
+def _part(verdict: Verdict | None, index: int) -> Verdict | None:
+    """A multi-target verdict's verdict on its ``index``-th target (None if it has none)."""
+    if verdict is None or index >= len(verdict.targets):
+        return None
+    return verdict.targets[index]
+
+
+def _weakest(bounds: list[float | None]) -> int:
+    """Index of the lowest bound (a missing bound counts as the lowest)."""
+    return min(range(len(bounds)), key=lambda i: -np.inf if bounds[i] is None else bounds[i])
