@@ -428,6 +428,14 @@ def _run_analyses(args: argparse.Namespace, options: AnalysisOptions, out: str) 
                and record.get("task_key") == task.key]
     if records:
         print(summary_table(records))
+    if getattr(args, "relations", False):
+        from ringcert.report.relations import relation_matrices, relations_markdown, write_relations
+
+        matrices = relation_matrices([record for record in records if record.skipped is None])
+        write_relations(matrices, Path(out))
+        print(relations_markdown(matrices), end="")
+        print(f"relation matrices of {len(matrices)} images: {out}/relations.json, relations.md and "
+              "relations-<model>-<index>.png")
     redone = f" ({summary.redone} replacing stale or unreadable results)" if summary.redone else ""
     print(f"{summary.completed} analyses run{redone}, {summary.skipped} reused, "
           f"{len(summary.failures)} failed in {summary.elapsed_s:.1f}s; results in {out}/")
@@ -470,6 +478,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
                           str(Path(args.results[0]) / folder))
     comparison = compare(args.results, output_folder(args.out, "--out"))
     print(markdown_table(comparison.rows), end="")
+    if comparison.relations is not None:
+        print(comparison.relations.read_text(), end="")
     print(f"tables and {len(comparison.figures)} plots in {args.out}/")
 
 

@@ -70,7 +70,7 @@ def image_problem(network: torch.nn.Module, images: ImageSet, *, index: int = 0,
                   weights: Weighting | str | np.ndarray = Weighting.UNIFORM) -> Problem:
     """The query 'does perturbing the selected objects of image ``index`` keep every target
     object in the top-k?' (``k`` defaults to the number of objects)."""
-    if isinstance(target, Side) and images.num_objects != 2:
+    if (isinstance(target, Side) or target in {side.value for side in Side}) and images.num_objects != 2:
         raise RingcertError(f"images with {images.num_objects} objects: --target left/right needs "
                             "exactly two objects per image")
     selection = Selection.of(target)
@@ -80,7 +80,8 @@ def image_problem(network: torch.nn.Module, images: ImageSet, *, index: int = 0,
     mask = images.masks[index, list(selection.perturbed)].any(axis=0)
     problem = Problem.create(
         model=network, image=torch.from_numpy(np.ascontiguousarray(images.images[index])),
-        target=tuple(int(labels[j]) for j in selection.targets), mask=mask,
+        # two target objects of one class (a user's file) are one class to keep in the top-k
+        target=tuple(dict.fromkeys(int(labels[j]) for j in selection.targets)), mask=mask,
         k=images.num_objects if k is None else k, weights=weights,
         perturbed_class=int(labels[selection.perturbed[0]]))
     # several perturbed objects have no one class (create would guess the model's reading)

@@ -112,13 +112,12 @@ def _indices(text: str) -> tuple[int, ...]:
 
 def parse_indices(text: str) -> tuple[int, ...]:
     """``I[,I...]`` object indices from the command line (a one-line error otherwise)."""
+    if not text.strip():
+        raise RingcertError("an empty object index list")
     try:
-        values = tuple(int(part) for part in text.split(","))
+        return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise RingcertError(f"object indices must be comma-separated integers, got {text!r}") from None
-    if not values:
-        raise RingcertError("an empty object index list")
-    return values
 
 
 def relation_selections(objects: int) -> list[Selection]:

@@ -98,7 +98,7 @@ def run_task(task: AnalysisTask) -> TaskOutput:
                                   "target": side.value, "skipped": str(error)})
     result = analyze(problem, options, model_name=name, image_index=task.image_index, target=side)
     target_mask = one.masks[0, list(Selection.of(side).targets)].any(axis=0)
-    record = {**result.to_json(), "data": data, "model_output": output,
+    record = {**result.to_json(), "data": data, "model_output": output, "objects": one.num_objects,
               # the rings the target objects' pixels lie in (the reports' target-ring epsilon)
               "target_rings": sorted({int(ring) for ring in problem.rings[target_mask]})}
     classes = "+".join(map(str, problem.targets))

@@ -47,6 +47,7 @@ import numpy as np
 from ringcert.batch.store import write_atomic
 from ringcert.report.figures import draw_figures
 from ringcert.report.records import NO_SETTING, AnalysisRecord, Loaded, Results, Variant, read_analyses, show
+from ringcert.report.relations import relation_matrices, write_relations
 from ringcert.report.statistics import CONFIDENCE, sign_test, t_half_width
 from ringcert.vocabulary import MaximalityStatus
 
@@ -149,7 +150,8 @@ class SummaryRow:
 @dataclass(frozen=True, kw_only=True)
 class Comparison:
     """What ``compare`` wrote: the rows and paths of its three tables (``summary``,
-    ``two_sided``, ``paired``, each as Markdown and CSV) and the figures, and what it left
+    ``two_sided``, ``paired``, each as Markdown and CSV), the figures, ``relations.md`` (mean
+    relation matrices and the neighbour test, for images of three or more objects), and what it left
     out: ``(json path or None, why)`` per unreadable file, file that is no analysis record,
     duplicate, and skip record."""
 
@@ -164,6 +166,7 @@ class Comparison:
     paired_csv: Path
     figures: tuple[Path, ...]
     skipped: tuple[tuple[Path | None, str], ...] = ()
+    relations: Path | None = None  # relations.md: matrices of images of 3+ objects, if any
 
     @property
     def tables(self) -> tuple[Path, ...]:
@@ -486,8 +489,13 @@ def compare_loaded(loaded: Loaded, out: str | os.PathLike[str]) -> Comparison:
             write_atomic(out / f"{name}{suffix}", text.encode())
             written[name + suffix] = out / f"{name}{suffix}"
     figures = draw_figures(analyses, out)
+    matrices = [matrix for matrix in relation_matrices(records) if matrix.objects >= 3]
+    relations = None
+    if matrices:  # images of three or more objects: the relation matrices, means and tests
+        relations, *plots = write_relations(matrices, out, images=False)[1:]
+        figures += plots
     return Comparison(rows=tuple(rows), markdown=written["summary.md"], csv=written["summary.csv"],
                       two_sided=tuple(sides), two_sided_markdown=written["two_sided.md"],
                       two_sided_csv=written["two_sided.csv"], paired=tuple(paired),
                       paired_markdown=written["paired.md"], paired_csv=written["paired.csv"],
-                      figures=tuple(figures), skipped=loaded.skipped)
+                      figures=tuple(figures), skipped=loaded.skipped, relations=relations)

@@ -31,7 +31,7 @@ from ringcert.vocabulary import Algorithm, GradientSource, Shrink, Side
 Located = tuple[Path | None, AnalysisRecord]
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,7 +40,7 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _save(figure: Any, path: Path) -> Path:
+def save_png(figure: Any, path: Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     write_atomic(path, buffer.getvalue())
@@ -133,7 +133,7 @@ def mean_with_band(rows: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndar
 def plot_epsilon_by_ring(records: Sequence[AnalysisRecord], path: Path) -> Path:
     models = _by_model(records)
     labels = variant_labels(_all_variants(models))
-    figure = _figure(4.2 * len(models), 3.4)
+    figure = new_figure(4.2 * len(models), 3.4)
     for index, (model, variants) in enumerate(models.items()):
         axes = figure.add_subplot(1, len(models), index + 1)
         for variant, group in variants.items():
@@ -149,7 +149,7 @@ def plot_epsilon_by_ring(records: Sequence[AnalysisRecord], path: Path) -> Path:
                  xlabel="ring distance (px, 0 = perturbed digit)",
                  ylabel="mean epsilon (95% CI)", ylim=(0, None))
         axes.legend(fontsize=7)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def size_distribution_figure(records: Sequence[AnalysisRecord]) -> Any:
@@ -172,7 +172,7 @@ def size_distribution_figure(records: Sequence[AnalysisRecord]) -> Any:
     width = panel * across
     # legend columns as wide as the longest entry (about 6 px a character at 8 pt)
     columns = max(1, min(len(entries), int(width * 100 // (6 * max(map(len, entries), default=1) + 30))))
-    figure = _figure(width, 3.4 * down + 0.2 * -(-len(entries) // columns))
+    figure = new_figure(width, 3.4 * down + 0.2 * -(-len(entries) // columns))
     for index, (model, variants) in enumerate(models.items()):
         axes = figure.add_subplot(down, across, index + 1)
         sizes = [[record.size for record in group] for group in variants.values()]
@@ -188,7 +188,7 @@ def size_distribution_figure(records: Sequence[AnalysisRecord]) -> Any:
 
 
 def plot_size_distribution(records: Sequence[AnalysisRecord], path: Path) -> Path:
-    return _save(size_distribution_figure(records), path)
+    return save_png(size_distribution_figure(records), path)
 
 
 Pair = tuple[AnalysisRecord, AnalysisRecord]
@@ -215,7 +215,7 @@ def shrink_pairs(records: Sequence[AnalysisRecord]) -> dict[str, list[Pair]]:
 
 
 def plot_fixed_vs_sensitivity(pairs: dict[str, list[Pair]], path: Path) -> Path:
-    figure = _figure(4.6, 4.2)
+    figure = new_figure(4.6, 4.2)
     axes = figure.add_subplot()
     top = 0.0
     for model, items in pairs.items():
@@ -227,7 +227,7 @@ def plot_fixed_vs_sensitivity(pairs: dict[str, list[Pair]], path: Path) -> Path:
     axes.set(xlabel="size with fixed cutting weights", ylabel="size with sensitivity weights",
              title="guided search: shrink rule, per image")
     axes.legend(fontsize=7)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def _stored_heatmap(path: Path | None) -> np.ndarray | None:
@@ -269,7 +269,7 @@ def plot_heatmap_pair(fixed: Located, sensitivity: Located, path: Path) -> Path 
         pictures.append((stored, True) if stored is not None else (_redrawn_heatmap(record), False))
     if any(picture is None for picture, _ in pictures):
         return None
-    figure = _figure(8.4, 4.2)
+    figure = new_figure(8.4, 4.2)
     record = fixed[1]
     figure.suptitle(f"model {record.model}, image {record.image_index}, target "
                     f"{show(record.target)} (class {record.target_class})", fontsize=9)
@@ -282,7 +282,7 @@ def plot_heatmap_pair(fixed: Located, sensitivity: Located, path: Path) -> Path 
             figure.colorbar(shown, ax=axes, fraction=0.046, label="ring epsilon")
         axes.set_axis_off()
         axes.set_title(f"{rule.value} cutting weights: size {item.size:.3g}", fontsize=9)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def draw_figures(loaded: Sequence[Located], out: Path) -> list[Path]:

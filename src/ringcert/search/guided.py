@@ -105,12 +105,14 @@ def points_gradient(problem: Problem, points: torch.Tensor, eps: np.ndarray) -> 
 
 def bound_and_gradient(problem: Problem, eps: np.ndarray) -> tuple[float, np.ndarray]:
     """The CROWN lower bound on the top-k margin over the box of ``eps`` and its gradient
-    ``d bound / d eps`` (autograd through the whole bound computation)."""
+    ``d bound / d eps`` (autograd through the whole bound computation); of several targets,
+    the minimum over their bounds (the gradient is the weakest target's)."""
     from ringcert.verify.bounds import BoundMethod, margin_bound
 
     eps_t = torch.as_tensor(eps, dtype=torch.float64).clone().requires_grad_(True)
     with torch.enable_grad():
-        bound = margin_bound(problem, eps_t, method=BoundMethod.CROWN).lower
+        bound = torch.stack([margin_bound(single, eps_t, method=BoundMethod.CROWN).lower
+                             for single in problem.split()]).min()
         (grad,) = torch.autograd.grad(bound, eps_t)
     return float(bound.detach()), grad.detach().numpy()
 

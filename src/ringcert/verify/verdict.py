@@ -189,7 +189,7 @@ class Verifier(ABC):
             weakest_points, weakest_margins = weakest_points[order], weakest_margins[order]
         last = parts[-1]
         if last.status is Status.NOT_ROBUST:
-            return Verdict(status=Status.NOT_ROBUST, verifier=self.kind, bound=last.bound,
+            return Verdict(status=Status.NOT_ROBUST, verifier=self.kind, bound=bound,
                            counterexample=last.counterexample, weakest_points=weakest_points,
                            weakest_margins=weakest_margins, settled_by=last.settled_by,
                            targets=tuple(parts), stats={"refuted_target": problem.targets[len(parts) - 1]})

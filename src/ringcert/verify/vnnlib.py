@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ringcert.errors import RingcertError
 from ringcert.models.onnx_io import export_onnx
 from ringcert.problem import Problem
 
@@ -21,6 +22,8 @@ def vnnlib_text(problem: Problem, eps: torch.Tensor) -> str:
     lo, hi = problem.box(eps)
     lo, hi = lo.flatten().tolist(), hi.flatten().tolist()
     classes = problem.num_classes
+    if len(problem.targets) != 1:
+        raise RingcertError("VNN-LIB export takes one target; export each target's query alone")
     t = problem.target
     lines = [f"; ringcert top-{problem.k} query: target class {t}, {problem.num_rings} rings"]
     lines += [f"(declare-const X_{i} Real)" for i in range(len(lo))]
