@@ -67,6 +67,27 @@ CASES = [  # (argv with {placeholders}, what the one line must say)
      "does not accept 1x64x64 images"),
     (["evaluate", "--model", "{mnist28_model}"], "does not accept 1x64x64 images"),
     (["evaluate", "--model", "{three_model}"], "has 3 outputs"),
+    # object selections on three-digit images (issue 15)
+    (["analyze", "--model", "none3", "--target", "3", "--out", "{dir}/o"],
+     "--target object 3 is out of range 0..2"),
+    (["analyze", "--model", "none3", "--perturb", "0,5", "--out", "{dir}/o"],
+     "--perturb object 5 is out of range 0..2"),
+    (["analyze", "--model", "none3", "--target", "1", "--perturb", "0,1", "--out", "{dir}/o"],
+     "target object 1 is inside the perturbed set"),
+    (["analyze", "--model", "none3", "--perturb", "0,1,2", "--out", "{dir}/o"], "the target set is empty"),
+    (["analyze", "--model", "none3", "--perturb", "", "--out", "{dir}/o"],
+     "argument --perturb: an empty object index list"),
+    (["analyze", "--model", "none3", "--target", "x", "--out", "{dir}/o"],
+     "argument --target: must be left, right, both or object indices"),
+    (["analyze", "--model", "none3", "--target", "right", "--out", "{dir}/o"],
+     "--target right needs images of two objects, these have 3"),
+    (["analyze", "--model", "none3", "--relations", "--target", "1", "--out", "{dir}/o"],
+     "--relations runs every pair of objects"),
+    (["analyze", "--model", "none", "--model", "none3", "--out", "{dir}/o"],
+     "the models were trained on different numbers of objects"),
+    (["verify", "--index", "0", "--eps-uniform", "0.01", "--model", "none3", "--target", "0",
+      "--perturb", "0"], "target object 0 is inside the perturbed set"),
+    (["verify", "--index", "0", "--eps-uniform", "0.01", "--target", "both"], "verify answers one query"),
 ]
 
 
