@@ -191,7 +191,7 @@ def test_parse_indices_reads_comma_separated_integers(text, values):
 
 def test_parse_indices_names_an_empty_list():
     for text in ("", "  "):
-        with pytest.raises(RingcertError, match="^an empty object index list$"):
+        with pytest.raises(RingcertError, match=r"^an empty object index list$"):
             parse_indices(text)
 
 
