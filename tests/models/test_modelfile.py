@@ -3,8 +3,15 @@ import pytest
 import torch
 
 from ringcert.errors import RingcertError
-from ringcert.models.architecture import relu_count, seed_classifier
-from ringcert.models.modelfile import SHIPPED, load_model, save_model, shipped_path
+from ringcert.models.architecture import input_shape, relu_count, seed_classifier
+from ringcert.models.modelfile import (
+    SHIPPED,
+    SHIPPED_THREE,
+    load_model,
+    model_objects,
+    save_model,
+    shipped_path,
+)
 
 
 def test_round_trip(tmp_path):
@@ -60,3 +67,14 @@ def test_shipped_models_load_with_metadata(name):
     assert 0.8 < meta["test_top2_accuracy"] <= 1.0
     assert set(meta["pgd_robust_top2_accuracy"]) == {"0.01", "0.03", "0.05", "0.1"}
     assert np.isfinite(loaded.network(torch.zeros(1, 1, 64, 64)).detach().numpy()).all()
+
+
+@pytest.mark.parametrize("name", SHIPPED_THREE)
+def test_three_digit_models_load_with_their_canvas(name):
+    loaded = load_model(name)
+    meta = loaded.metadata
+    assert model_objects(loaded) == 3 and meta["defense"] == name.removesuffix("3")
+    assert meta["relu_count"] == relu_count(loaded.network, input_shape(3)) == 18432
+    assert 0.8 < meta["test_top3_accuracy"] <= 1.0
+    assert set(meta["pgd_robust_top3_accuracy"]) == {"0.01", "0.03", "0.05", "0.1"}
+    assert loaded.network(torch.zeros(1, *input_shape(3))).shape == (1, 10)
