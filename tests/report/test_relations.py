@@ -26,6 +26,7 @@ def record(selection: str, size: float, *, model: str = "none3", index: int = 0,
     raw.update(model=model, image_index=index, target=selection, size=size, objects=objects,
                frontier_size=frontier_size)
     raw["epsilon"] = [ring0, *raw["epsilon"][1:]]
+    raw["target_rings"] = [1, 2]
     return AnalysisRecord.from_json(raw)
 
 
@@ -38,6 +39,9 @@ def test_each_pair_lands_in_its_cell_and_one_against_all_in_rest() -> None:
     certified = first.values["certified"]
     assert certified[0, 1] == 1.0 and certified[0, 2] == 3.0 and certified[2, 1] == 5.0
     assert first.values["frontier"][0, 1] == 2.0 and first.values["ring0"][0, 1] == 0.01
+    # eps (0.01, 0.125, 1.0) and frontier u (0.5, 0.5, unbroken = 1) over target rings 1 and 2
+    assert first.values["target_rings"][0, 1] == pytest.approx((0.125 + 1.0) / 2)
+    assert first.values["frontier_target_rings"][0, 1] == pytest.approx((0.5 + 1.0) / 2)
     assert math.isnan(certified[1, 0]) and all(math.isnan(certified[i, i]) for i in range(3))
     assert first.rest["certified"][1] == 7.0 and first.rest["certified"][0] == 0.5
     assert math.isnan(first.rest["certified"][2])

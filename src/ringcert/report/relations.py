@@ -3,8 +3,9 @@
 Issue 15 (the seed's stated aim: how much, and how far around it, one object can change
 before the classifier loses another). Entry ``(i, j)`` of an image's matrix is the analysis
 that perturbs object ``i`` (rings grow from its mask) and keeps object ``j`` in the top-k:
-its certified size ``w . eps``, the attack frontier's size ``w . u`` beside it, and the
-certified epsilon of ring 0 (object ``i`` itself). ``rest[i]`` is object ``i`` perturbed
+its certified size ``w . eps``, the attack frontier's size ``w . u`` beside it, the
+certified epsilon of ring 0 (object ``i`` itself), and the certified and frontier epsilon over
+the rings that cross object ``j`` (``MEASURES``). ``rest[i]`` is object ``i`` perturbed
 against all the others as targets at once. The matrices are built from the analysis records
 ``ringcert analyze --relations`` writes; a pair that was not run (or was skipped: a target
 outside the top-k) is nan.
@@ -32,8 +33,11 @@ from ringcert.report.records import AnalysisRecord
 from ringcert.report.statistics import sign_test, t_half_width
 from ringcert.selection import Selection
 
-MEASURES = ("certified", "frontier", "ring0")
-"""What a matrix holds per pair: certified size, frontier size, certified ring-0 epsilon."""
+MEASURES = ("certified", "frontier", "ring0", "target_rings", "frontier_target_rings")
+"""What a matrix holds per pair: certified size, frontier size, certified ring-0 epsilon, and
+the certified and frontier epsilon averaged over the rings that cross the target object (the
+size sums every ring, so it also counts the rings beyond the target, which are more for a
+near target than for a far one; the target-ring means compare the targets' own regions)."""
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -65,7 +69,8 @@ def _measure(record: AnalysisRecord) -> dict[str, float]:
         return math.nan if number is None else float(number)
 
     return {"certified": value(record.size), "frontier": value(record.frontier_size),
-            "ring0": value(record.epsilon[0]) if record.epsilon else math.nan}
+            "ring0": value(record.ring0_eps), "target_rings": value(record.target_ring_eps),
+            "frontier_target_rings": value(record.frontier_target_ring_eps)}
 
 
 def relation_matrices(records: Sequence[AnalysisRecord]) -> list[RelationMatrix]:
