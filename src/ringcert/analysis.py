@@ -111,7 +111,7 @@ def analyze(problem: Problem, options: AnalysisOptions = DEFAULTS, *,
     return AnalysisResult(
         model=model_name, image_index=image_index,
         target=None if target is None else parse_target(target),
-        target_class=problem.targets[0] if len(problem.targets) == 1 else problem.targets,
+        target_class=problem.target_classes,
         perturbed_class=problem.perturbed_class, k=problem.k,
         ring_sizes=tuple(int(n) for n in problem.ring_sizes),
         weights=tuple(float(w) for w in problem.weights),

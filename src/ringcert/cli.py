@@ -302,9 +302,9 @@ def cmd_verify(args: argparse.Namespace) -> None:
     source = _images(args)
     [index] = source.indices([range(args.index, args.index + 1)], 1)
     loaded = source.check_model(args.model)
-    [side] = _selections(args, source.objects) if args.target != "both" else [None]
-    if side is None:
+    if args.target == "both":
         raise RingcertError("verify answers one query: --target left or right, not both")
+    [side] = _selections(args, source.objects)
     problem = image_problem(loaded.network, image(index, data=source.data, mnist_dir=args.mnist_dir,
                                                   objects=source.objects),
                             target=side, k=args.k)
@@ -328,7 +328,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
             save_witnesses(frontier, args.save_witnesses)
     record = {"model": loaded.name, "model_output": loaded.metadata.get("verified_output", "logits"),
               "data": source.data, "image_index": index, "target": side.value,
-              "target_class": problem.targets[0] if len(problem.targets) == 1 else list(problem.targets),
+              "target_class": problem.target_classes,
               "perturbed_class": problem.perturbed_class,
               "k": problem.k, "rings": problem.num_rings, "epsilon": eps,
               **verdict.to_json(), "frontier": None if frontier is None else frontier.to_json()}
@@ -433,7 +433,7 @@ def _run_analyses(args: argparse.Namespace, options: AnalysisOptions, out: str) 
     if getattr(args, "relations", False):
         from ringcert.report.relations import relation_matrices, relations_markdown, write_relations
 
-        matrices = relation_matrices([record for record in records if record.skipped is None])
+        matrices = relation_matrices(records)  # skip records leave their cells empty
         write_relations(matrices, Path(out))
         print(relations_markdown(matrices), end="")
         print(f"relation matrices of {len(matrices)} images: {out}/relations.json, relations.md and "

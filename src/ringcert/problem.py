@@ -142,6 +142,11 @@ class Problem:
             raise ValueError(f"a problem of {len(self.targets)} targets has no single target: split it")
         return self.targets[0]
 
+    @property
+    def target_classes(self) -> int | tuple[int, ...]:
+        """The target class, or the tuple of them for several (what results records hold)."""
+        return self.targets[0] if len(self.targets) == 1 else self.targets
+
     def split(self) -> tuple[Problem, ...]:
         """One single-target problem per target, on the same image, rings and weights."""
         return tuple(replace(self, targets=(one,)) for one in self.targets)
