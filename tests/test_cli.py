@@ -39,11 +39,19 @@ def test_models_lists_the_two_digit_and_three_digit_models(capsys):
     code, out, _ = run(capsys, "models", "--json")
     assert code == 0
     rows = json.loads(out)
-    assert [r["name"] for r in rows] == ["none", "l0", "pgd", "none3", "pgd3"]
-    assert [r["objects"] for r in rows] == [2, 2, 2, 3, 3]
+    assert [r["name"] for r in rows] == ["none", "l0", "pgd", "certified", "none3", "pgd3"]
+    assert [r["objects"] for r in rows] == [2, 2, 2, 2, 3, 3]
     assert all(0.5 < r["topk_accuracy"] <= 1 for r in rows)
-    # the undefended three-digit model meets issue 15's bar: all three digits in the top-3
-    assert rows[3]["topk_accuracy"] >= 0.90
+    # the undefended three-digit model meets issue 15's bar: all three digits in the top-3;
+    # the certified one issue 16's: both digits in the top-2 on 85%
+    assert rows[4]["topk_accuracy"] >= 0.90 and rows[3]["topk_accuracy"] >= 0.85
+    # every model shows its CROWN-certified accuracy (first 200 test images) beside the
+    # PGD-robust one; certified training certifies more than PGD training at 0.05
+    for row in rows:
+        assert row["certified_count"] == 200
+        assert set(row["crown_certified"]) == set(row["pgd_robust"])
+        assert all(0 <= a <= 1 for a in row["crown_certified"].values())
+    assert rows[3]["crown_certified"]["0.05"] > rows[2]["crown_certified"]["0.05"]
 
 
 def test_evaluate_json(capsys):

@@ -114,16 +114,20 @@ def cmd_models(args: argparse.Namespace) -> None:
         rows.append({"name": name, "defense": meta.get("defense"), "objects": k,
                      "topk_accuracy": meta.get(f"test_top{k}_accuracy"),
                      "pgd_robust": meta.get(f"pgd_robust_top{k}_accuracy", {}),
+                     "crown_certified": meta.get(f"crown_certified_top{k}_accuracy", {}),
+                     "certified_count": meta.get("certified_count"),
                      "relus": meta.get("relu_count"),
                      "train_seconds": meta.get("training_seconds"), "seed": meta.get("seed")})
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'name':6} {'defense':8} {'objects':>7} {'top-k':>7} {'relus':>6} {'train s':>8}  "
-          "pgd robust top-k (k = objects)")
+    print(f"{'name':9} {'defense':9} {'objects':>7} {'top-k':>7} {'relus':>6} {'train s':>8}  "
+          "top-k at epsilon: PGD-robust / CROWN-certified (k = objects)")
     for row in rows:
-        robust = ", ".join(f"{e}: {a:.3f}" for e, a in row["pgd_robust"].items())
-        print(f"{row['name']:6} {row['defense']!s:8} {row['objects']:7d} {row['topk_accuracy']:7.4f} "
+        proved = row["crown_certified"]
+        robust = ", ".join(f"{e}: {a:.3f} / {proved[e]:.3f}" if e in proved else f"{e}: {a:.3f} / -"
+                           for e, a in row["pgd_robust"].items())
+        print(f"{row['name']:9} {row['defense']!s:9} {row['objects']:7d} {row['topk_accuracy']:7.4f} "
               f"{row['relus']!s:>6} {row['train_seconds'] or 0:8.0f}  {robust}")
 
 
@@ -577,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train", formatter_class=_Help, help="train the DOUBLE-MNIST classifier with a defense")
     train.add_argument("--defense", choices=_values(Defense), default=Defense.NONE.value,
-                       help="training regime: plain, L0 occlusion, or PGD adversarial training")
+                       help="training regime: plain, L0 occlusion, PGD adversarial training, "
+                            "or certified (IBP) training")
     train.add_argument("--out", required=True, metavar="FILE.safetensors", help="the model file to write")
     train.add_argument("--name", help="model name stored in the file (default: the defense)")
     train.add_argument("--epochs", type=_count, default=30, help="training epochs")
@@ -596,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(run=cmd_models)
 
     evaluate = sub.add_parser(
-        "evaluate", formatter_class=_Help, help="clean and PGD-robust top-2 accuracy")
+        "evaluate", formatter_class=_Help, help="clean, PGD-robust and CROWN-certified top-k accuracy")
     evaluate.add_argument("--model", default=Defense.NONE.value, help=MODEL_HELP)
     evaluate.add_argument("--count", type=_count, default=2000, help="test images")
     evaluate.add_argument("--certified-count", type=_nonneg, default=200,

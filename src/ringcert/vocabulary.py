@@ -101,6 +101,7 @@ class Defense(Enum):
     NONE = "none"
     L0 = "l0"
     PGD = "pgd"
+    CERTIFIED = "certified"  # IBP on the top-k property (ringcert.training.certified)
 
 
 class Weighting(Enum):

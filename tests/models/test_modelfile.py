@@ -66,6 +66,7 @@ def test_shipped_models_load_with_metadata(name):
     assert meta["relu_count"] == 12288
     assert 0.8 < meta["test_top2_accuracy"] <= 1.0
     assert set(meta["pgd_robust_top2_accuracy"]) == {"0.01", "0.03", "0.05", "0.1"}
+    assert set(meta["crown_certified_top2_accuracy"]) == {"0.01", "0.03", "0.05", "0.1"}
     assert np.isfinite(loaded.network(torch.zeros(1, 1, 64, 64)).detach().numpy()).all()
 
 

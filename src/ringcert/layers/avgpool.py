@@ -77,9 +77,9 @@ class AvgPoolType(LayerType):
                                shape=(c * ho * wo, size))
         return matrix, np.zeros(c * ho * wo), (c, ho, wo)
 
-    def ibp(self, layer, lower, upper):
+    def interval(self, layer, lower, upper, *, live):
         _check(layer)
-        return layer(lower[None])[0], layer(upper[None])[0]
+        return layer(lower), layer(upper)
 
     def backward(self, layer, coef, lower, upper, *, alpha=None):
         _check(layer)

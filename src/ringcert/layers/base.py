@@ -8,8 +8,11 @@ one subclass, listed in ``registry``.
 
 Bound propagation has two passes, after auto_LiRPA's one-module-per-operator split:
 
-- ``ibp``: interval bound propagation (Gowal et al. 2018, "On the effectiveness of interval
-  bound propagation"): elementwise bounds on the output from bounds on the input.
+- ``interval``: interval bound propagation (Gowal et al. 2018, "On the effectiveness of
+  interval bound propagation"): elementwise bounds on the output from bounds on the input,
+  on a batch. It is the layer's one IBP rule: ``ibp`` (one input, parameters detached) serves
+  the verifiers, ``interval(..., live=True)`` certified training, whose loss needs the
+  parameters' gradients (``ringcert.training.certified``).
 - ``backward``: one step of the backward linear relaxation of CROWN (Zhang et al. 2018,
   "Efficient neural network robustness certification with general activation functions")
   and DeepPoly (Singh et al. 2019): given coefficients ``A`` (S, *out_shape) of a linear
@@ -19,7 +22,8 @@ Bound propagation has two passes, after auto_LiRPA's one-module-per-operator spl
 
 All shapes are unbatched (one input of shape (C, H, W) or (N,)); the spec dimension S
 takes the batch position, so the backward steps are plain batched tensor operations.
-Parameters are always detached: gradients flow to the input box (epsilon) only.
+Outside certified training, parameters are detached: gradients flow to the input box
+(epsilon) only.
 
 ``onnx`` and ``scipy.sparse`` are imported inside the methods that need them: loading them
 is slow, and bound propagation and the model-file loader never need them.
@@ -95,10 +99,19 @@ class LayerType(ABC):
         the MILP encodes the others itself)."""
         raise RingcertError(f"{type(layer).__name__} is not affine: it has no matrix for the MILP")
 
-    @abstractmethod
     def ibp(self, layer: nn.Module, lower: torch.Tensor, upper: torch.Tensor
             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sound elementwise bounds on the layer output for inputs in ``[lower, upper]``."""
+        """Sound elementwise bounds on the layer output for one input in ``[lower, upper]``
+        (unbatched, parameters detached: the verifiers' IBP)."""
+        low, up = self.interval(layer, lower[None], upper[None], live=False)
+        return low[0], up[0]
+
+    @abstractmethod
+    def interval(self, layer: nn.Module, lower: torch.Tensor, upper: torch.Tensor, *,
+                 live: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sound elementwise bounds on the layer output for a batch of boxes ``[lower,
+        upper]`` (B, *in_shape). ``live``: the parameters keep their gradients (certified
+        training); otherwise they are detached."""
 
     @abstractmethod
     def backward(self, layer: nn.Module, coef: torch.Tensor, lower: torch.Tensor,
@@ -117,11 +130,13 @@ class LayerType(ABC):
         return None
 
 
-def weight_and_bias(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """A convolution's or linear layer's detached weight and bias (zeros when it has none)."""
-    weight = layer.weight.detach()
-    bias = layer.bias.detach() if layer.bias is not None else weight.new_zeros(weight.shape[0])
-    return weight, bias
+def weight_and_bias(layer: nn.Module, *, live: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A convolution's or linear layer's weight and bias (zeros when it has none), detached
+    unless ``live`` (certified training differentiates through them)."""
+    weight = layer.weight if live else layer.weight.detach()
+    if layer.bias is None:
+        return weight, weight.new_zeros(weight.shape[0])
+    return weight, layer.bias if live else layer.bias.detach()
 
 
 def interval_affine(center_out: torch.Tensor, radius_out: torch.Tensor

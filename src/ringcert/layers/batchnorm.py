@@ -22,14 +22,16 @@ def _check(layer: nn.BatchNorm2d) -> None:
         raise RingcertError("BatchNorm2d without running statistics cannot be verified")
 
 
-def folded(layer: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel ``(scale, shift)`` with ``bn(x) = scale * x + shift`` (eval mode)."""
+def folded(layer: nn.BatchNorm2d, *, live: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``(scale, shift)`` with ``bn(x) = scale * x + shift`` (eval mode); the
+    affine parameters detached unless ``live``."""
     _check(layer)
     scale = 1.0 / torch.sqrt(layer.running_var.detach() + layer.eps)
     shift = -layer.running_mean.detach() * scale
     if layer.weight is not None:
-        scale = scale * layer.weight.detach()
-        shift = shift * layer.weight.detach() + layer.bias.detach()
+        weight, bias = (layer.weight, layer.bias) if live else (layer.weight.detach(), layer.bias.detach())
+        scale = scale * weight
+        shift = shift * weight + bias
     return scale, shift
 
 
@@ -78,8 +80,8 @@ class BatchNormType(LayerType):
         per = int(np.prod(shape)) // scale.shape[0]
         return sp.diags(np.repeat(scale, per)).tocsr(), np.repeat(shift, per), shape
 
-    def ibp(self, layer, lower, upper):
-        scale, shift = (t[:, None, None] for t in folded(layer))
+    def interval(self, layer, lower, upper, *, live):
+        scale, shift = (t[:, None, None] for t in folded(layer, live=live))
         low, high = scale * lower + shift, scale * upper + shift
         return torch.minimum(low, high), torch.maximum(low, high)
 

@@ -35,10 +35,11 @@ def check(layer: nn.Conv2d) -> None:
                             "padding mode")
 
 
-def checked_params(layer: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight and bias of a supported convolution (a ``RingcertError`` otherwise)."""
+def checked_params(layer: nn.Conv2d, *, live: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of a supported convolution (a ``RingcertError`` otherwise); detached
+    unless ``live``."""
     check(layer)
-    return weight_and_bias(layer)
+    return weight_and_bias(layer, live=live)
 
 
 class Conv2dType(LayerType):
@@ -105,11 +106,11 @@ class Conv2dType(LayerType):
         bias = weight_and_bias(layer)[1].double().numpy()
         return matrix, np.repeat(bias, ho * wo), (co, ho, wo)
 
-    def ibp(self, layer, lower, upper):
-        weight, bias = checked_params(layer)
+    def interval(self, layer, lower, upper, *, live):
+        weight, bias = checked_params(layer, live=live)
         center, radius = (upper + lower) / 2, (upper - lower) / 2
-        mid = functional.conv2d(center[None], weight, bias, layer.stride, layer.padding)[0]
-        rad = functional.conv2d(radius[None], weight.abs(), None, layer.stride, layer.padding)[0]
+        mid = functional.conv2d(center, weight, bias, layer.stride, layer.padding)
+        rad = functional.conv2d(radius, weight.abs(), None, layer.stride, layer.padding)
         return interval_affine(mid, rad)
 
     def backward(self, layer, coef, lower, upper, *, alpha=None):

@@ -56,9 +56,9 @@ class FlattenType(LayerType):
         size = int(np.prod(shape))
         return sp.identity(size, format="csr"), np.zeros(size), (size,)
 
-    def ibp(self, layer, lower, upper):
+    def interval(self, layer, lower, upper, *, live):
         _check(layer)
-        return lower.reshape(-1), upper.reshape(-1)
+        return lower.flatten(1), upper.flatten(1)
 
     def backward(self, layer, coef, lower, upper, *, alpha=None):
         _check(layer)

@@ -73,8 +73,10 @@ class LinearType(LayerType):
         weight, bias = (t.double().numpy() for t in weight_and_bias(layer))
         return sp.csr_matrix(weight), bias, (weight.shape[0],)
 
-    def ibp(self, layer, lower, upper):
-        weight, bias = _params(layer, lower)
+    def interval(self, layer, lower, upper, *, live):
+        if lower.ndim != 2:
+            raise RingcertError("bound propagation needs a flat input to Linear layers (add a Flatten)")
+        weight, bias = weight_and_bias(layer, live=live)
         center, radius = (upper + lower) / 2, (upper - lower) / 2
         return interval_affine(center @ weight.T + bias, radius @ weight.abs().T)
 

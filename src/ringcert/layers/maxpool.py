@@ -152,10 +152,10 @@ class MaxPoolType(LayerType):
         stride = tuple(attrs.get("strides", kernel))
         return nn.MaxPool2d(kernel, stride=stride, padding=symmetric_pads(node, attrs))
 
-    def ibp(self, layer, lower, upper):
+    def interval(self, layer, lower, upper, *, live):
         kernel, stride, padding = _check(layer)
-        return (functional.max_pool2d(lower[None], kernel, stride, padding)[0],
-                functional.max_pool2d(upper[None], kernel, stride, padding)[0])
+        return (functional.max_pool2d(lower, kernel, stride, padding),
+                functional.max_pool2d(upper, kernel, stride, padding))
 
     def initial_alpha(self, layer, lower, upper):
         return relax(layer, lower, upper).follow

@@ -72,7 +72,7 @@ class ReluType(LayerType):
                     weights: dict[str, torch.Tensor]) -> nn.Module:
         return nn.ReLU()
 
-    def ibp(self, layer, lower, upper):
+    def interval(self, layer, lower, upper, *, live):
         return lower.clamp(min=0), upper.clamp(min=0)
 
     def initial_alpha(self, layer, lower, upper):

@@ -107,7 +107,7 @@ def evaluate(network: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
              certified_count: int = 0) -> Evaluation:
     """Clean and PGD-robust top-k accuracy of ``network`` on float images (B, 1, H, W) with
     labels (B, N), k = N, and its CROWN-certified top-k accuracy on the first
-    ``certified_count`` of them (none by default: training reports skip it)."""
+    ``certified_count`` of them (none by default; training certifies CERTIFIED_COUNT)."""
     from tqdm import tqdm
 
     network.eval()

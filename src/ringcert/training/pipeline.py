@@ -16,14 +16,16 @@ from ringcert.data.double_mnist import DEFAULT_SEED, dataset
 from ringcert.data.mnist import Split
 from ringcert.models.architecture import input_shape, relu_count
 from ringcert.models.modelfile import save_model
-from ringcert.training.evaluation import evaluate
+from ringcert.training.evaluation import CERTIFIED_COUNT, evaluate
 from ringcert.training.trainer import EpochReport, TrainingSettings, train
 
 
 def train_and_save(settings: TrainingSettings, *, out: str | Path, name: str,
                    mnist_dir: str | None = None, eval_count: int = 2000,
-                   progress: bool = True) -> dict[str, object]:
-    """Train with ``settings``, evaluate on ``eval_count`` test images, save; the metadata."""
+                   certified_count: int = CERTIFIED_COUNT, progress: bool = True
+                   ) -> dict[str, object]:
+    """Train with ``settings``, evaluate on ``eval_count`` test images (CROWN certifies the
+    first ``certified_count``), save; the metadata."""
 
     def show(report: EpochReport) -> None:
         if progress:
@@ -36,7 +38,8 @@ def train_and_save(settings: TrainingSettings, *, out: str | Path, name: str,
     seconds = time.perf_counter() - began
     test = dataset(Split.TEST, count=eval_count, mnist_dir=mnist_dir, objects=settings.objects)
     result = evaluate(network, torch.from_numpy(test.float_images()),
-                      torch.from_numpy(test.labels), progress=progress)
+                      torch.from_numpy(test.labels), progress=progress,
+                      certified_count=certified_count)
     metadata: dict[str, object] = {
         "name": name,
         "defense": settings.defense.value,
@@ -49,6 +52,8 @@ def train_and_save(settings: TrainingSettings, *, out: str | Path, name: str,
                     "test_seed": DEFAULT_SEED, "test_count": eval_count},
         f"test_top{k}_accuracy": result.clean_accuracy,
         f"pgd_robust_top{k}_accuracy": {str(e): a for e, a in result.robust_accuracy.items()},
+        "certified_count": result.certified_count,
+        f"crown_certified_top{k}_accuracy": {str(e): a for e, a in result.certified_accuracy.items()},
         "relu_count": relu_count(network, input_shape(k)),
         "training_seconds": round(seconds, 1),
         "epochs": [r.__dict__ for r in reports],
@@ -58,6 +63,7 @@ def train_and_save(settings: TrainingSettings, *, out: str | Path, name: str,
     save_model(network, out, metadata)
     if progress:
         robust = ", ".join(f"{e}: {a:.4f}" for e, a in result.robust_accuracy.items())
+        proved = ", ".join(f"{e}: {a:.4f}" for e, a in result.certified_accuracy.items())
         print(f"saved {out}: test top-{k} {result.clean_accuracy:.4f}; PGD robust {robust}; "
-              f"{seconds:.0f}s training")
+              f"CROWN-certified ({result.certified_count}) {proved}; {seconds:.0f}s training")
     return metadata

@@ -3,7 +3,8 @@
 Every epoch draws fresh training pairs from the training digits; Adam with a OneCycle
 schedule (docs/references.md#smith2019onecycle; the shipped accuracies are in the README).
 The defense decides what the network sees: clean pairs, occluded pairs (L0), or PGD
-adversarial pairs (Madry). The test split is never touched during training.
+adversarial pairs (Madry); the certified defense adds a bound term to the loss instead
+(``ringcert.training.certified``). The test split is never touched during training.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tqdm import tqdm
 from ringcert.data.double_mnist import generate
 from ringcert.data.mnist import Split, load_digits
 from ringcert.models.architecture import build, seed_spec
+from ringcert.training.certified import CertifiedSettings, certified_loss
 from ringcert.training.defenses import OcclusionSettings, PgdSettings, occlude, pgd_examples
 from ringcert.training.evaluation import pair_margin
 from ringcert.vocabulary import Defense
@@ -36,6 +38,7 @@ class TrainingSettings:
     seed: int = 0
     occlusion: OcclusionSettings = field(default_factory=OcclusionSettings)
     pgd: PgdSettings = field(default_factory=PgdSettings)
+    certified: CertifiedSettings = field(default_factory=CertifiedSettings)
 
     def to_json(self) -> dict[str, object]:
         record = asdict(self)
@@ -85,10 +88,13 @@ def train(settings: TrainingSettings, *, mnist_dir: str | None = None, progress:
             index = order[step * settings.batch_size : (step + 1) * settings.batch_size]
             batch, batch_labels = images[index], labels[index]
             targets = multi_hot(batch_labels)
-            batch = _defended(network, batch, targets, settings, generator,
-                              progress=(epoch * steps_per_epoch + step) / total_steps)
+            progress = (epoch * steps_per_epoch + step) / total_steps
+            batch = _defended(network, batch, targets, settings, generator, progress=progress)
             logits = network(batch)
             loss = binary_cross_entropy_with_logits(logits, targets)
+            if settings.defense is Defense.CERTIFIED:
+                epsilon, kappa = settings.certified.schedule(progress)
+                loss = kappa * loss + (1 - kappa) * certified_loss(network, batch, batch_labels, epsilon)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
