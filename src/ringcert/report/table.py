@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from ringcert.report.records import AnalysisRecord, show
 from ringcert.vocabulary import MaximalityStatus
 
-HEADER = (f"{'model':8} {'image':>5} {'target':6} {'t':>2} {'p':>2} {'rings':>5} "
+HEADER = (f"{'model':9} {'image':>5} {'target':6} {'t':>2} {'p':>2} {'rings':>5} "
           f"{'size':>8} {'frontier':>8} {'gap':>7} {'ray':>6} {'refuted':>7} {'queries':>7} "
           f"{'time s':>7}  note")
 
@@ -27,7 +27,7 @@ def refuted_rings(record: AnalysisRecord) -> int:
 
 
 def _line(record: AnalysisRecord) -> str:
-    start = f"{record.model:8} {show(record.image_index):>5} {show(record.target):6}"
+    start = f"{record.model:9} {show(record.image_index):>5} {show(record.target):6}"
     if record.skipped is not None:
         return f"{start}  skipped: {record.skipped}"
     return (f"{start} {show(record.target_class):>2} {record.perturbed_class!s:>2} "
