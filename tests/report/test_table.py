@@ -3,8 +3,8 @@
 from ringcert.report.records import AnalysisRecord
 from ringcert.report.table import refuted_rings, summary_table
 
-HEADER = ("model    image target  t  p rings     size frontier     gap    ray refuted queries  time s  note\n"
-          + "-" * 96)
+HEADER = ("model     image target  t  p rings     size frontier     gap    ray refuted queries  time s  note\n"
+          + "-" * 97)
 
 
 def analysis(maximality, **changes) -> AnalysisRecord:
@@ -23,7 +23,7 @@ def test_the_refuted_count_reads_the_maximality_statuses():
     assert refuted_rings(record) == 2
     assert refuted_rings(analysis(["unproven", "saturated", "unchecked"])) == 0
     assert summary_table([record]) == HEADER + (
-        "\npgd          3 right   7  1     5    1.250        -       -      -       2      57    12.3")
+        "\npgd           3 right   7  1     5    1.250        -       -      -       2      57    12.3")
 
 
 def test_a_skipped_row_says_why():
@@ -31,8 +31,8 @@ def test_a_skipped_row_says_why():
                                         "skipped": "target 3 is not in the top-2"})
     other = analysis(["refuted"], image_index=11, perturbed_class=None, time_s=0.04)
     assert summary_table([skipped, other]).splitlines()[2:] == [
-        "none         0 left    skipped: target 3 is not in the top-2",
-        "pgd         11 right   7 None     1    0.250        -       -      -       1      57     0.0"]
+        "none          0 left    skipped: target 3 is not in the top-2",
+        "pgd          11 right   7 None     1    0.250        -       -      -       1      57     0.0"]
 
 
 def test_frontier_gap_and_ray_columns():
@@ -40,7 +40,7 @@ def test_frontier_gap_and_ray_columns():
                       frontier={"ray_scale": 1.457, "rings": [0.9, 0.85]})
     assert record.gap == 1.25
     assert summary_table([record]).splitlines()[2] == (
-        "pgd          3 right   7  1     2    0.500    1.750   1.250   1.46       1      57    12.3")
+        "pgd           3 right   7  1     2    0.500    1.750   1.250   1.46       1      57    12.3")
 
 
 def test_no_records_leave_the_header():
