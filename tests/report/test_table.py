@@ -3,8 +3,8 @@
 from ringcert.report.records import AnalysisRecord
 from ringcert.report.table import refuted_rings, summary_table
 
-HEADER = ("model     image target  t  p rings     size frontier     gap    ray refuted queries  time s  note\n"
-          + "-" * 97)
+HEADER = ("model     image target  t  p rings     size frontier     gap    ray refuted queries  "
+          "time s  note\n" + "-" * 97)
 
 
 def analysis(maximality, **changes) -> AnalysisRecord:
