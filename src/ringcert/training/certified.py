@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ringcert.errors import RingcertError
+from ringcert.layers.base import weight_and_bias
 from ringcert.layers.registry import layer_type
 
 
@@ -60,7 +61,7 @@ def difference_lower_bounds(network: nn.Sequential, images: torch.Tensor, labels
     lower, upper = (images - epsilon).clamp(0, 1), (images + epsilon).clamp(0, 1)
     for layer in list(network)[:-1]:
         lower, upper = layer_type(layer, "certified training").interval(layer, lower, upper, live=live)
-    weight, bias = (last.weight, last.bias) if live else (last.weight.detach(), last.bias.detach())
+    weight, bias = weight_and_bias(last, live=live)
     rows = weight[labels][:, :, None, :] - weight[None, None, :, :]          # (B, N, C, F)
     offsets = bias[labels][:, :, None] - bias[None, None, :]                 # (B, N, C)
     center, radius = ((upper + lower) / 2)[:, None, None, :], ((upper - lower) / 2)[:, None, None, :]

@@ -94,7 +94,8 @@ def train(settings: TrainingSettings, *, mnist_dir: str | None = None, progress:
             loss = binary_cross_entropy_with_logits(logits, targets)
             if settings.defense is Defense.CERTIFIED:
                 epsilon, kappa = settings.certified.schedule(progress)
-                loss = kappa * loss + (1 - kappa) * certified_loss(network, batch, batch_labels, epsilon)
+                if kappa < 1:  # the clean warm-up gives the bound term no weight: skip its IBP pass
+                    loss = kappa * loss + (1 - kappa) * certified_loss(network, batch, batch_labels, epsilon)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
