@@ -18,9 +18,12 @@ TIMING_FIELDS = ("time_s",)
 
 
 def fake_record(task: AnalysisTask) -> dict[str, Any]:
+    # the rings depend on the image and target only, as in real runs (so that analyses of
+    # one image with different settings pair up); the answer on the whole task
+    image = np.random.default_rng([task.image_index, task.target.value == "right"])
+    rings = int(image.integers(4, 9))
+    sizes = image.integers(20, 400, size=rings)
     rng = np.random.default_rng(int(task.key[:16], 16))
-    rings = int(rng.integers(4, 9))
-    sizes = rng.integers(20, 400, size=rings)
     epsilon = np.clip(np.sort(rng.uniform(0.0, 0.4, size=rings)) + rng.normal(0, 0.02, rings),
                       0, 1).round(4)
     algorithm = {"name": task.settings.get("algorithm", "guided")}

@@ -12,7 +12,6 @@ from ringcert.batch import ResultStore, run_batch
 from ringcert.data.double_mnist import DoubleMnist
 from ringcert.errors import RingcertError
 from ringcert.report.compare import (
-    Estimate,
     compare,
     compare_loaded,
     paired_comparison,
@@ -26,6 +25,7 @@ from ringcert.report.figures import (
     variant_labels,
 )
 from ringcert.report.records import AnalysisRecord, Loaded, Variant, read_analyses
+from ringcert.report.statistics import Estimate
 from ringcert.vocabulary import Algorithm, GradientSource, Shrink
 from tests.batch.fake_task import fake_analysis, fake_analysis_with_png, fake_record, tasks
 
@@ -106,8 +106,9 @@ def test_mean_with_band():
 def test_plots_are_real_pngs(results, tmp_path):
     comparison = compare([results / "guided-fixed", results / "guided-sensitivity"], tmp_path)
     names = sorted(path.name for path in comparison.figures)
-    assert names == ["epsilon_by_ring.png", "fixed_vs_sensitivity.png", "heatmaps-none.png",
-                     "heatmaps-pgd.png", "size_distribution.png"]
+    assert names == ["epsilon_by_ring.png", "fixed_vs_sensitivity.png",
+                     "fixed_vs_sensitivity_by_ring.png", "heatmaps-none.png", "heatmaps-pgd.png",
+                     "size_distribution.png"]
     for path in comparison.figures:
         picture = imread(path)
         assert picture.shape[0] > 100 and picture.shape[1] > 100
@@ -360,6 +361,8 @@ def test_paired_comparison_counts_and_sign_tests():
     assert (ab.frontier_pairs, ab.frontier_wins, ab.frontier_losses) == (5, 5, 0)
     assert ab.certified_p == ab.frontier_p == pytest.approx(0.5 ** 5)
     assert ab.conclusion == "a > b on both sides"
+    assert (ab.attacked_pairs, ab.attacked_wins, ab.attacked_losses) == (5, 5, 0)  # 1.4 > 0.8
+    assert ab.attacked_p == pytest.approx(0.5 ** 5)
     ac = rows["a", "c"]  # image 9 is not common; image 4 ties on the certified side
     assert (ac.pairs, ac.certified_wins, ac.certified_ties, ac.certified_losses) == (5, 4, 1, 0)
     assert ac.certified_p == pytest.approx(0.5 ** 4)
@@ -367,6 +370,8 @@ def test_paired_comparison_counts_and_sign_tests():
     assert (ac.frontier_wins, ac.frontier_ties, ac.frontier_losses) == (1, 1, 3)
     assert ac.frontier_p == pytest.approx(1 - 0.5 ** 4)  # P(at least 1 of 4)
     assert ac.conclusion == "no conclusion"  # 4 of 4 decisive pairs: p 0.0625 is not below 5%
+    # frontiers: a's 1.4 against c's 1.5, 1.5, 0.9, 1.0, 1.2 on the common images 0-4
+    assert (ac.attacked_pairs, ac.attacked_wins, ac.attacked_ties, ac.attacked_losses) == (5, 3, 0, 2)
     ba = rows["b", "a"]
     assert (ba.certified_wins, ba.certified_losses, ba.frontier_wins) == (0, 5, 0)
     assert ba.certified_p == pytest.approx(1.0) and ba.conclusion == "no conclusion"
@@ -383,6 +388,7 @@ def test_paired_comparison_without_frontier_and_across_variants():
     rows = paired_comparison(a + b + other)
     assert [(row.model_a, row.model_b, row.verifier) for row in rows] == [("a", "b", "v"), ("b", "a", "v")]
     assert (rows[0].frontier_pairs, rows[0].frontier_wins) == (0, 0) and math.isnan(rows[0].frontier_p)
+    assert rows[0].attacked_pairs == 0 and math.isnan(rows[0].attacked_p)
     assert rows[0].conclusion == "a > b as certified (b has no frontier)"
     k3 = paired_records("b", [0.5] * 5, k=3)  # another k: not the same question, not paired
     assert paired_comparison(a + k3) == []
@@ -392,13 +398,15 @@ def test_compare_writes_and_exposes_the_new_tables(tmp_path):
     records = paired_records("a", [1.0] * 5, [1.4] * 5) + paired_records("b", [0.5] * 5, [0.8] * 5)
     comparison = compare_loaded(Loaded.of(records), tmp_path)
     assert [path.name for path in comparison.tables] == [
-        "summary.md", "summary.csv", "two_sided.md", "two_sided.csv", "paired.md", "paired.csv"]
+        "summary.md", "summary.csv", "two_sided.md", "two_sided.csv", "paired.md", "paired.csv",
+        "shrink.md", "shrink.csv"]
     assert all(path.is_file() and path.parent == tmp_path for path in comparison.tables)
     assert len(comparison.two_sided) == 2 * 5 and len(comparison.paired) == 2
     lines = comparison.paired_markdown.read_text().splitlines()
     assert lines[0].startswith("| algorithm | shrink | gradient | verifier | A | B | pairs |")
     assert lines[2] == ("| uniform | - | - | v | a | b | 5 | 5 of 5 | 0.0312 | 5 | 5 of 5 | 0.0312 "
-                        "| n/a | n/a | a > b on both sides |")  # no ray scales in these records
+                        "| n/a | n/a | a > b on both sides | 5 of 5 | 0.0312 |")  # no ray scales here
+    assert comparison.shrink == () and len(comparison.shrink_markdown.read_text().splitlines()) == 2
     with comparison.paired_csv.open() as handle:
         [first, second] = list(csv.DictReader(handle))
     assert (first["model_a"], first["certified_wins"], first["frontier_wins"]) == ("a", "5", "5")

@@ -128,13 +128,17 @@ def test_the_page_shows_the_two_sided_and_paired_tables(tmp_path):
                                              "eps on target rings", "ray scale"]
     paired = table_rows(page, "paired")
     assert [row[4:] for row in paired] == [
-        ["none", "pgd", "6", "0 of 6", "1", "6", "0 of 6", "1", "0 of 6", "1", "no conclusion"],
+        ["none", "pgd", "6", "0 of 6", "1", "6", "0 of 6", "1", "0 of 6", "1", "no conclusion",
+         "0 of 6", "1"],  # none's frontier 0.4 against pgd's 4.0 (no ring broken)
         ["pgd", "none", "6", "6 of 6", "0.0156", "6", "6 of 6", "0.0156", "6 of 6", "0.0156",
-         "pgd > none on both sides"]]
+         "pgd > none on both sides", "6 of 6", "0.0156"]]
+    assert '<p id="shrink">No guided search analysed' in page
     for name in ("summary", "two_sided", "paired"):
         for suffix in (".md", ".csv"):
             assert f'href="figures/{name}{suffix}"' in page
             assert (index.parent / "figures" / f"{name}{suffix}").is_file()
+    assert (index.parent / "figures" / "shrink.md").is_file()  # written, headers only, not linked
+    assert 'href="figures/shrink.md"' not in page
 
 
 def test_without_two_models_on_one_image_the_paired_section_says_so(tmp_path):
@@ -143,3 +147,34 @@ def test_without_two_models_on_one_image_the_paired_section_says_so(tmp_path):
     assert '<p id="paired">No two models analysed the same image' in page
     sides = table_rows(page, "two-sided")  # fake records have no frontier: n/a
     assert len(sides) == 5 and all(row[10] == "n/a" for row in sides)
+
+
+def test_the_page_shows_the_cutting_weight_rules_when_two_were_run(tmp_path):
+    for shrink in ("fixed", "sensitivity"):
+        run_batch(tasks(3, sleep=0.0, algorithm="guided", shrink=shrink), fake_analysis,
+                  tmp_path / shrink, progress=False)
+    page = build_report(tmp_path, tmp_path / "report").read_text()
+    [row] = table_rows(page, "shrink")
+    assert row[:4] == ["none", "fixed", "sensitivity", "6"]  # 3 images x 2 targets
+    assert sum(int(cell) for cell in row[4:7]) == 6
+    assert 'href="figures/shrink.md"' in page and 'alt="fixed_vs_sensitivity_by_ring"' in page
+
+
+def test_the_page_shows_the_relation_matrices_of_three_object_images(tmp_path):
+    from tests.report.test_relations import record
+
+    for index in range(2):
+        for selection, size in (("p0-t1", 1.0), ("p0-t2", 3.0), ("p1-t0", 2.0), ("p0-t1+2", 0.5)):
+            raw = record(selection, size + index, index=index, frontier_size=10.0).raw
+            path = tmp_path / "results" / f"{index}-{selection}.json"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(json.dumps(raw))
+    index = build_report(tmp_path / "results", tmp_path / "report")
+    page = index.read_text()
+    assert "<h2>Relations between objects</h2>" in page and "2 images of three or more objects" in page
+    certified = table_rows(page, "relations-0")  # none3's mean certified size
+    assert certified[0] == ["0", "-", "1.500", "3.500", "1.000"]  # (1+2)/2, (3+4)/2, rest (0.5+1.5)/2
+    assert certified[1] == ["1", "2.500", "-", "-", "-"]
+    assert 'href="figures/relations.md"' in page and 'href="figures/relations.json"' in page
+    assert (index.parent / "figures" / "relations.json").is_file()
+    assert 'alt="relations-none3-mean"' in page

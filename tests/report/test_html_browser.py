@@ -124,7 +124,7 @@ def test_report_renders_in_headless_chromium(served, tmp_path):
         driver.get(urljoin(served, "index.html"))
         assert driver.title == "ringcert report"
         images = driver.find_elements("tag name", "img")
-        assert len(images) == 5 + 2 * 6 * 2  # plots + gallery heatmaps
+        assert len(images) == 6 + 2 * 6 * 2  # plots + gallery heatmaps
         for image in images:  # gallery images load lazily: bring each into view first
             driver.execute_script("arguments[0].scrollIntoView();", image)
             WebDriverWait(driver, 10).until(lambda _, image=image: driver.execute_script(

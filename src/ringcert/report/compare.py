@@ -23,7 +23,10 @@ a copy of the same analysis only once; every file or skip record left out is lis
   verifier-independent statement: each ring of a robust box of B that contains B's
   certified box stays below that ring's frontier, so its size is at most ``w . u`` and below
   A's certified size, whatever verifier would certify it (it says nothing about B's boxes
-  that do not contain its certified one);
+  that do not contain its certified one); and A's frontier size above B's, the ranking on the
+  attack side alone;
+- ``shrink.md`` / ``shrink.csv``: the cutting-weight rules against each other per model over
+  the images both analysed (``ringcert.report.shrink_rules``);
 - the plots of ``ringcert.report.figures``.
 
 Reads results only; never verifies.
@@ -31,12 +34,10 @@ Reads results only; never verifies.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from itertools import permutations
 from pathlib import Path
@@ -46,81 +47,23 @@ import numpy as np
 
 from ringcert.batch.store import write_atomic
 from ringcert.report.figures import draw_figures
-from ringcert.report.records import NO_SETTING, AnalysisRecord, Loaded, Results, Variant, read_analyses, show
-from ringcert.report.relations import relation_matrices, write_relations
-from ringcert.report.statistics import CONFIDENCE, sign_test, t_half_width
+from ringcert.report.records import (
+    NO_SETTING,
+    AnalysisRecord,
+    Loaded,
+    Results,
+    Variant,
+    image_key,
+    read_analyses,
+)
+from ringcert.report.relations import RelationMatrix, relation_matrices, write_relations
+from ringcert.report.shown import Shown, csv_text, markdown, number, p_text
+from ringcert.report.shrink_rules import ShrinkRow, shrink_comparison, shrink_csv, shrink_shown
+from ringcert.report.statistics import CONFIDENCE, Estimate, sign_test
 from ringcert.vocabulary import MaximalityStatus
-
-"""A record and the JSON file it was read from (None: not read from a file)."""
-
 
 PAIRED_LEVEL = 0.05
 """The sign-test level at which the paired comparison states a conclusion."""
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.4g}"
-    return str(value)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Estimate:
-    """The mean of ``n`` values with its ``CONFIDENCE`` t-interval ``[low, high]`` (nan for
-    fewer than two values) and their median; everything nan when ``n`` is 0."""
-
-    n: int
-    mean: float
-    low: float
-    high: float
-    median: float
-
-    @classmethod
-    def of(cls, values: Iterable[float | None]) -> Estimate:
-        """The estimate over the values that are not None."""
-        data = np.array([value for value in values if value is not None], dtype=np.float64)
-        if not len(data):
-            return cls(n=0, mean=math.nan, low=math.nan, high=math.nan, median=math.nan)
-        mean, half = float(data.mean()), t_half_width(data)
-        return cls(n=len(data), mean=mean, low=mean - half, high=mean + half,
-                   median=float(np.median(data)))
-
-    @property
-    def text(self) -> str:
-        """``mean [low, high]``; the mean alone for one value, ``n/a`` for none."""
-        if math.isnan(self.low):
-            return _fmt(self.mean)
-        return f"{_fmt(self.mean)} [{_fmt(self.low)}, {_fmt(self.high)}]"
-
-    def flat(self, prefix: str) -> dict[str, float]:
-        """The CSV columns ``<prefix>_n``, ``_mean``, ``_ci_low``, ``_ci_high``, ``_median``."""
-        return {f"{prefix}_n": self.n, f"{prefix}_mean": self.mean, f"{prefix}_ci_low": self.low,
-                f"{prefix}_ci_high": self.high, f"{prefix}_median": self.median}
-
-
-@dataclass(frozen=True)
-class Shown:
-    """A table as shown (Markdown, HTML): headers, which columns are numbers (right-aligned),
-    and every cell as text."""
-
-    headers: tuple[str, ...]
-    numeric: tuple[bool, ...]
-    rows: tuple[tuple[str, ...], ...]
-
-
-def markdown(shown: Shown) -> str:
-    lines = ["| " + " | ".join(shown.headers) + " |",
-             "|" + "|".join("---:" if numeric else "---" for numeric in shown.numeric) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in shown.rows]
-    return "\n".join(lines) + "\n"
-
-
-def _csv(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(names), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 VARIANT_COLUMNS = ("algorithm", "shrink", "gradient", "verifier")
@@ -149,8 +92,8 @@ class SummaryRow:
 
 @dataclass(frozen=True, kw_only=True)
 class Comparison:
-    """What ``compare`` wrote: the rows and paths of its three tables (``summary``,
-    ``two_sided``, ``paired``, each as Markdown and CSV), the figures, ``relations.md`` (mean
+    """What ``compare`` wrote: the rows and paths of its four tables (``summary``,
+    ``two_sided``, ``paired``, ``shrink``, each as Markdown and CSV), the figures, ``relations.md`` (mean
     relation matrices and the neighbour test, for images of three or more objects), and what it left
     out: ``(json path or None, why)`` per unreadable file, file that is no analysis record,
     duplicate, and skip record."""
@@ -164,15 +107,19 @@ class Comparison:
     paired: tuple[PairedRow, ...]
     paired_markdown: Path
     paired_csv: Path
+    shrink: tuple[ShrinkRow, ...]
+    shrink_markdown: Path
+    shrink_csv: Path
     figures: tuple[Path, ...]
     skipped: tuple[tuple[Path | None, str], ...] = ()
     relations: Path | None = None  # relations.md: matrices of images of 3+ objects, if any
+    matrices: tuple[RelationMatrix, ...] = ()  # those matrices, one per image
 
     @property
     def tables(self) -> tuple[Path, ...]:
         """Every table file written, Markdown then CSV of each."""
         return (self.markdown, self.csv, self.two_sided_markdown, self.two_sided_csv,
-                self.paired_markdown, self.paired_csv)
+                self.paired_markdown, self.paired_csv, self.shrink_markdown, self.shrink_csv)
 
 
 def _tight(records: Sequence[AnalysisRecord]) -> float:
@@ -208,7 +155,7 @@ def summarize(records: Sequence[AnalysisRecord]) -> list[SummaryRow]:
 
 
 def _ci(low: float, high: float) -> str:
-    return "n/a" if math.isnan(low) else f"[{_fmt(low)}, {_fmt(high)}]"
+    return "n/a" if math.isnan(low) else f"[{number(low)}, {number(high)}]"
 
 
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -222,7 +169,7 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def summary_shown(rows: Sequence[SummaryRow]) -> Shown:
     def cell(row: SummaryRow, name: str) -> str:
-        return _ci(row.size_ci_low, row.size_ci_high) if name == "size_ci" else _fmt(getattr(row, name))
+        return _ci(row.size_ci_low, row.size_ci_high) if name == "size_ci" else number(getattr(row, name))
 
     return Shown(headers=tuple(header for _, header in SUMMARY_COLUMNS),
                  numeric=tuple(name not in ("model", *VARIANT_COLUMNS) for name, _ in SUMMARY_COLUMNS),
@@ -234,7 +181,7 @@ def markdown_table(rows: Sequence[SummaryRow]) -> str:
 
 
 def csv_table(rows: Sequence[SummaryRow]) -> str:
-    return _csv([asdict(row) for row in rows], [field.name for field in fields(SummaryRow)])
+    return csv_text([asdict(row) for row in rows], [field.name for field in fields(SummaryRow)])
 
 
 # --- two-sided summaries: certified against frontier -----------------------------------------
@@ -318,10 +265,10 @@ def two_sided_shown(rows: Sequence[TwoSidedRow]) -> Shown:
     for row in rows:
         measure = labels[row.measure]
         certified = (NO_SETTING,) * 3 if measure.certified is None else (
-            str(row.certified.n), row.certified.text, _fmt(row.certified.median))
+            str(row.certified.n), row.certified.text, number(row.certified.median))
         difference = NO_SETTING if measure.certified is None else row.difference.text
         shown.append((row.model, *(getattr(row, name) for name in VARIANT_COLUMNS), measure.label,
-                      *certified, str(row.frontier.n), row.frontier.text, _fmt(row.frontier.median),
+                      *certified, str(row.frontier.n), row.frontier.text, number(row.frontier.median),
                       difference))
     return Shown(headers=TWO_SIDED_HEADERS, numeric=(False,) * 6 + (True,) * 7, rows=tuple(shown))
 
@@ -333,7 +280,7 @@ def two_sided_csv(rows: Sequence[TwoSidedRow]) -> str:
     names = ["model", *VARIANT_COLUMNS, "measure",
              *(name for side in ("certified", "frontier", "difference")
                for name in Estimate.of([]).flat(side))]
-    return _csv(flat, names)
+    return csv_text(flat, names)
 
 
 # --- paired comparison of models over the same images ----------------------------------------
@@ -347,7 +294,10 @@ class PairedRow:
     (ties dropped; nan without a win or a loss) for "A above B more often than not".
     ``ray_*`` compare A's certified size with B's ray frontier size ``w . clip(s eps*)``
     (over the ``ray_pairs`` where B's ray was broken): every robust box of B along its own
-    certified vector's ray is smaller than that, whatever verifier would certify it."""
+    certified vector's ray is smaller than that, whatever verifier would certify it.
+    ``attacked_*`` rank the models on the attack side alone: A's frontier size above B's
+    (over the ``attacked_pairs`` where both have a frontier), the model's own boundary as far
+    as the attack found it."""
 
     model_a: str
     model_b: str
@@ -370,6 +320,11 @@ class PairedRow:
     ray_ties: int = 0
     ray_losses: int = 0
     ray_p: float = math.nan
+    attacked_pairs: int = 0
+    attacked_wins: int = 0
+    attacked_ties: int = 0
+    attacked_losses: int = 0
+    attacked_p: float = math.nan
 
     @property
     def conclusion(self) -> str:
@@ -395,12 +350,6 @@ def _counts(pairs: Sequence[tuple[float, float]]) -> tuple[int, int, int]:
     return wins, len(pairs) - wins - losses, losses
 
 
-def _image_key(record: AnalysisRecord) -> tuple[Any, ...]:
-    """What makes two models' analyses of one image comparable: the image (and its data
-    file), the target, ``k`` and the ring weights (the rings depend on the image only)."""
-    return (record.image_index, show(record.target), record.k, record.weights, record.raw.get("data"))
-
-
 def paired_comparison(records: Sequence[AnalysisRecord]) -> list[PairedRow]:
     """One row per variant and ordered pair of models (A, B) that analysed at least one
     common (image, target), sorted by variant, then A, then B. Records without an image
@@ -410,7 +359,7 @@ def paired_comparison(records: Sequence[AnalysisRecord]) -> list[PairedRow]:
         lambda: defaultdict(dict))
     for record in records:
         if record.image_index is not None:
-            found[Variant.of(record)][_image_key(record)].setdefault(record.model, record)
+            found[Variant.of(record)][image_key(record)].setdefault(record.model, record)
     rows = []
     for variant in sorted(found, key=lambda variant: variant.columns):
         images = list(found[variant].values())
@@ -424,6 +373,8 @@ def paired_comparison(records: Sequence[AnalysisRecord]) -> list[PairedRow]:
             beyond = _counts(frontier)
             ray = [(x.size, y.ray_frontier_size) for x, y in both if y.ray_frontier_size is not None]
             along = _counts(ray)
+            attacked = _counts([(x.frontier_size, y.frontier_size) for x, y in both
+                                if x.frontier_size is not None and y.frontier_size is not None])
             algorithm, shrink, gradient, verifier = variant.columns
             rows.append(PairedRow(
                 model_a=a, model_b=b, algorithm=algorithm, shrink=shrink, gradient=gradient,
@@ -432,14 +383,16 @@ def paired_comparison(records: Sequence[AnalysisRecord]) -> list[PairedRow]:
                 certified_p=sign_test(certified[0], certified[2]), frontier_pairs=len(frontier),
                 frontier_wins=beyond[0], frontier_ties=beyond[1], frontier_losses=beyond[2],
                 frontier_p=sign_test(beyond[0], beyond[2]), ray_pairs=len(ray), ray_wins=along[0],
-                ray_ties=along[1], ray_losses=along[2], ray_p=sign_test(along[0], along[2])))
+                ray_ties=along[1], ray_losses=along[2], ray_p=sign_test(along[0], along[2]),
+                attacked_pairs=sum(attacked), attacked_wins=attacked[0], attacked_ties=attacked[1],
+                attacked_losses=attacked[2], attacked_p=sign_test(attacked[0], attacked[2])))
     return rows
 
 
 PAIRED_HEADERS = ("algorithm", "shrink", "gradient", "verifier", "A", "B", "pairs",
                   "A certified > B certified", "p", "pairs with B frontier",
                   "A certified > B frontier", "p", "A certified > B ray frontier", "p",
-                  f"conclusion (sign test, {PAIRED_LEVEL:.0%})")
+                  f"conclusion (sign test, {PAIRED_LEVEL:.0%})", "A frontier > B frontier", "p")
 
 
 def _wins(wins: int, ties: int, pairs: int) -> str:
@@ -448,22 +401,20 @@ def _wins(wins: int, ties: int, pairs: int) -> str:
     return f"{wins} of {pairs}" + (f" ({ties} tied)" if ties else "")
 
 
-def _p(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.3g}"
-
-
 def paired_shown(rows: Sequence[PairedRow]) -> Shown:
-    return Shown(headers=PAIRED_HEADERS, numeric=(False,) * 6 + (True,) * 8 + (False,), rows=tuple(
+    return Shown(headers=PAIRED_HEADERS, numeric=(False,) * 6 + (True,) * 8 + (False, True, True),
+                 rows=tuple(
         (*(getattr(row, name) for name in VARIANT_COLUMNS), row.model_a, row.model_b, str(row.pairs),
-         _wins(row.certified_wins, row.certified_ties, row.pairs), _p(row.certified_p),
+         _wins(row.certified_wins, row.certified_ties, row.pairs), p_text(row.certified_p),
          str(row.frontier_pairs), _wins(row.frontier_wins, row.frontier_ties, row.frontier_pairs),
-         _p(row.frontier_p), _wins(row.ray_wins, row.ray_ties, row.ray_pairs), _p(row.ray_p),
-         row.conclusion) for row in rows))
+         p_text(row.frontier_p), _wins(row.ray_wins, row.ray_ties, row.ray_pairs), p_text(row.ray_p),
+         row.conclusion, _wins(row.attacked_wins, row.attacked_ties, row.attacked_pairs),
+         p_text(row.attacked_p)) for row in rows))
 
 
 def paired_csv(rows: Sequence[PairedRow]) -> str:
     names = [field.name for field in fields(PairedRow)]
-    return _csv([{**asdict(row), "conclusion": row.conclusion} for row in rows], [*names, "conclusion"])
+    return csv_text([{**asdict(row), "conclusion": row.conclusion} for row in rows], [*names, "conclusion"])
 
 
 def compare(results: Results, out: str | os.PathLike[str]) -> Comparison:
@@ -481,10 +432,12 @@ def compare_loaded(loaded: Loaded, out: str | os.PathLike[str]) -> Comparison:
     out = Path(out)
     records = [record for _, record in analyses]
     rows, sides, paired = summarize(records), two_sided(records), paired_comparison(records)
+    rules = shrink_comparison(records)
     written = {}
     for name, shown, table in (("summary", summary_shown(rows), csv_table(rows)),
                                ("two_sided", two_sided_shown(sides), two_sided_csv(sides)),
-                               ("paired", paired_shown(paired), paired_csv(paired))):
+                               ("paired", paired_shown(paired), paired_csv(paired)),
+                               ("shrink", shrink_shown(rules), shrink_csv(rules))):
         for suffix, text in ((".md", markdown(shown)), (".csv", table)):
             write_atomic(out / f"{name}{suffix}", text.encode())
             written[name + suffix] = out / f"{name}{suffix}"
@@ -498,4 +451,7 @@ def compare_loaded(loaded: Loaded, out: str | os.PathLike[str]) -> Comparison:
                       two_sided=tuple(sides), two_sided_markdown=written["two_sided.md"],
                       two_sided_csv=written["two_sided.csv"], paired=tuple(paired),
                       paired_markdown=written["paired.md"], paired_csv=written["paired.csv"],
-                      figures=tuple(figures), skipped=loaded.skipped, relations=relations)
+                      shrink=tuple(rules), shrink_markdown=written["shrink.md"],
+                      shrink_csv=written["shrink.csv"],
+                      figures=tuple(figures), skipped=loaded.skipped, relations=relations,
+                      matrices=tuple(matrices))

@@ -6,6 +6,8 @@
   labels such as ``guided-fixed``, the full variant labels in a legend below);
 - ``fixed_vs_sensitivity.png``: size with fixed against with sensitivity cutting weights,
   one point per image (the seed's comparison of its two CEGIS shrink rules);
+- ``fixed_vs_sensitivity_by_ring.png``: the seed's figures 3 and 4 over every image both
+  rules analysed: mean epsilon by ring distance per rule, one panel per model;
 - ``heatmaps-<model>.png``: for one image per model (the lowest index analysed with both
   rules, not a hand-picked one) the two heatmaps side by side, as in the seed's figures 3
   and 4. They reuse the heatmap PNGs stored next to the JSONs, or, where those are
@@ -25,6 +27,7 @@ import numpy as np
 
 from ringcert.batch.store import write_atomic
 from ringcert.report.records import AnalysisRecord, Variant, show
+from ringcert.report.shrink_rules import Pair, shrink_pairs
 from ringcert.report.statistics import t_half_width
 from ringcert.vocabulary import Algorithm, GradientSource, Shrink, Side
 
@@ -191,29 +194,6 @@ def plot_size_distribution(records: Sequence[AnalysisRecord], path: Path) -> Pat
     return save_png(size_distribution_figure(records), path)
 
 
-Pair = tuple[AnalysisRecord, AnalysisRecord]
-"""The same guided analysis with fixed and with sensitivity cutting weights."""
-
-
-def shrink_pairs(records: Sequence[AnalysisRecord]) -> dict[str, list[Pair]]:
-    """Per model, (fixed, sensitivity) guided analyses of the same image and target with
-    the same gradient and verifier, sorted by image index then target."""
-    found: dict[tuple[str, int, str, str, str], dict[Shrink, AnalysisRecord]] = defaultdict(dict)
-    for record in records:
-        variant = Variant.of(record)
-        if record.image_index is None or variant.algorithm is not Algorithm.GUIDED \
-                or variant.shrink is None:
-            continue
-        _, _, gradient, verifier = variant.columns
-        key = (record.model, record.image_index, show(record.target), gradient, verifier)
-        found[key][variant.shrink] = record
-    pairs: dict[str, list[Pair]] = defaultdict(list)
-    for key in sorted(found):
-        if Shrink.FIXED in found[key] and Shrink.SENSITIVITY in found[key]:
-            pairs[key[0]].append((found[key][Shrink.FIXED], found[key][Shrink.SENSITIVITY]))
-    return dict(pairs)
-
-
 def plot_fixed_vs_sensitivity(pairs: dict[str, list[Pair]], path: Path) -> Path:
     figure = new_figure(4.6, 4.2)
     axes = figure.add_subplot()
@@ -227,6 +207,27 @@ def plot_fixed_vs_sensitivity(pairs: dict[str, list[Pair]], path: Path) -> Path:
     axes.set(xlabel="size with fixed cutting weights", ylabel="size with sensitivity weights",
              title="guided search: shrink rule, per image")
     axes.legend(fontsize=7)
+    return save_png(figure, path)
+
+
+def plot_rules_by_ring(pairs: dict[str, list[Pair]], path: Path) -> Path:
+    """The seed's figures 3 and 4 over the whole image set: per model, the mean epsilon by
+    ring distance with fixed and with sensitivity cutting weights (95% t-bands), over the
+    same images, the rings at least half of them have (as ``plot_epsilon_by_ring``)."""
+    figure = new_figure(4.2 * len(pairs), 3.4)
+    for index, (model, items) in enumerate(pairs.items()):
+        axes = figure.add_subplot(1, len(pairs), index + 1)
+        shown = max(1, int(np.median([len(a.epsilon) for a, _ in items])))
+        for rule, vectors in (("fixed", [a.epsilon for a, _ in items]),
+                              ("sensitivity", [b.epsilon for _, b in items])):
+            mean, low, high = (values[:shown] for values in mean_with_band(vectors))
+            ring = np.arange(shown)
+            axes.plot(ring, mean, marker="o", markersize=3, label=f"{rule} weights")
+            axes.fill_between(ring, np.clip(low, 0, 1), np.clip(high, 0, 1), alpha=0.2)
+        axes.set(title=f"model {model} ({len(items)} image-target pairs)",
+                 xlabel="ring distance (px, 0 = perturbed digit)",
+                 ylabel="mean epsilon (95% CI)", ylim=(0, None))
+        axes.legend(fontsize=7)
     return save_png(figure, path)
 
 
@@ -293,6 +294,7 @@ def draw_figures(loaded: Sequence[Located], out: Path) -> list[Path]:
     pairs = shrink_pairs(records)
     if pairs:
         paths.append(plot_fixed_vs_sensitivity(pairs, out / "fixed_vs_sensitivity.png"))
+        paths.append(plot_rules_by_ring(pairs, out / "fixed_vs_sensitivity_by_ring.png"))
     where = {id(record): path for path, record in loaded}
     for model, items in pairs.items():
         for fixed, sensitivity in items:  # the lowest image index that can be drawn

@@ -31,13 +31,15 @@ from ringcert.batch.store import write_atomic
 from ringcert.report.compare import (
     PAIRED_LEVEL,
     Comparison,
-    Shown,
     compare_loaded,
     paired_shown,
     summary_shown,
     two_sided_shown,
 )
 from ringcert.report.records import AnalysisRecord, Results, Variant, read_analyses, show
+from ringcert.report.relations import relation_tables
+from ringcert.report.shown import Shown
+from ringcert.report.shrink_rules import shrink_shown
 from ringcert.report.statistics import CONFIDENCE
 from ringcert.vocabulary import MaximalityStatus
 
@@ -99,7 +101,7 @@ def _downloads(markdown: Path, table: Path, out: Path) -> str:
 
 
 def _tables(comparison: Comparison, out: Path) -> str:
-    """The three tables of ``compare``, each with what it says and links to its files."""
+    """The tables of ``compare``, each with what it says and links to its files."""
     paired = (_table(paired_shown(comparison.paired), "paired") if comparison.paired
               else '<p id="paired">No two models analysed the same image and target with the same '
                    "variant.</p>")
@@ -126,7 +128,42 @@ verifier would certify B: every robust box of B that contains B's certified box 
 frontier on each ring, so its size is at most B's frontier size. The conclusion is stated where
 a p-value is below {PAIRED_LEVEL:.0%}.</p>
 {paired}
-{_downloads(comparison.paired_markdown, comparison.paired_csv, out)}"""
+{_downloads(comparison.paired_markdown, comparison.paired_csv, out)}
+{_rules(comparison, out)}
+{_relations(comparison, out)}"""
+
+
+def _rules(comparison: Comparison, out: Path) -> str:
+    """The cutting-weight rules against each other (``shrink.md``), where two were run."""
+    if not comparison.shrink:
+        return ('<h2>Cutting-weight rules</h2>\n<p id="shrink">No guided search analysed the same '
+                "image and target with two cutting-weight rules.</p>")
+    return f"""<h2>Cutting-weight rules</h2>
+<p>Per model, the guided search with one cutting-weight rule against another over the images and
+targets both analysed: how often the second rule's certified size is larger, the mean paired
+difference with its {CONFIDENCE:.0%} t-interval, the median size ratio, and two-sided sign and
+Wilcoxon signed-rank tests.</p>
+{_table(shrink_shown(comparison.shrink), "shrink")}
+{_downloads(comparison.shrink_markdown, comparison.shrink_csv, out)}"""
+
+
+def _relations(comparison: Comparison, out: Path) -> str:
+    """The relation matrices' means and the neighbour test, for images of three or more
+    objects (``relations.md``, ``relations.json``)."""
+    if comparison.relations is None:
+        return ""
+    tables = "\n".join(f"<p>{escape(caption)}</p>\n{_table(shown, f'relations-{index}')}"
+                       for index, (caption, shown) in enumerate(relation_tables(comparison.matrices)))
+    markdown_link = _link(comparison.relations, out)
+    json_link = _link(comparison.relations.with_name("relations.json"), out)
+    return f"""<h2>Relations between objects</h2>
+<p>{len(comparison.matrices)} images of three or more objects. Entry (i, j) is the analysis that
+perturbs object i (the rings grow from it) and keeps object j in the top-k, averaged over the
+images; the last column keeps every other object at once. The mean matrices are drawn among the
+plots.</p>
+{tables}
+<p>Download: <a href="{markdown_link}">relations.md</a>, <a href="{json_link}">relations.json</a>
+(every image's matrices)</p>"""
 
 
 def _copy(source: Path, target: Path) -> Path:

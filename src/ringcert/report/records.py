@@ -369,6 +369,13 @@ def show(value: Side | Selection | int | tuple[int, ...] | None) -> str:
     return value.value if isinstance(value, Side | Selection) else str(value)
 
 
+def image_key(record: AnalysisRecord) -> tuple[Any, ...]:
+    """What makes two analyses of one image comparable (two models, or two settings of one):
+    the image (and its data file), the target, ``k`` and the ring weights (the rings depend
+    on the image only)."""
+    return (record.image_index, show(record.target), record.k, record.weights, record.raw.get("data"))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Variant:
     """How an analysis was run: the grouping key of every table row and plot series."""

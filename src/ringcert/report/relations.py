@@ -30,7 +30,8 @@ import numpy as np
 
 from ringcert.batch.store import write_atomic
 from ringcert.report.records import AnalysisRecord
-from ringcert.report.statistics import sign_test, t_half_width
+from ringcert.report.shown import Shown, markdown, p_text
+from ringcert.report.statistics import sign_test, t_half_width, wilcoxon_test
 from ringcert.selection import Selection
 
 MEASURES = ("certified", "frontier", "ring0", "target_rings", "frontier_target_rings")
@@ -160,8 +161,6 @@ def _far_minus_near(matrix: RelationMatrix, measure: str) -> float | None:
 
 def neighbour_test(matrices: Sequence[RelationMatrix]) -> list[NeighbourTest]:
     """One ``NeighbourTest`` per model and measure over the images of three or more objects."""
-    from scipy.stats import wilcoxon
-
     rows = []
     for model in sorted({m.model for m in matrices if m.objects >= 3}):
         for measure in MEASURES:
@@ -170,13 +169,10 @@ def neighbour_test(matrices: Sequence[RelationMatrix]) -> list[NeighbourTest]:
             if not len(data):
                 continue
             wins, losses = int((data > 0).sum()), int((data < 0).sum())
-            nonzero = data[data != 0]
-            p = (float(wilcoxon(nonzero, alternative="greater").pvalue) if len(nonzero) >= 2
-                 else math.nan)
             rows.append(NeighbourTest(model=model, measure=measure, images=len(data),
                                       mean=float(data.mean()), ci_half=t_half_width(data), wins=wins,
-                                      losses=losses, ties=len(data) - wins - losses, wilcoxon_p=p,
-                                      sign_p=sign_test(wins, losses)))
+                                      losses=losses, ties=len(data) - wins - losses,
+                                      wilcoxon_p=wilcoxon_test(data), sign_p=sign_test(wins, losses)))
     return rows
 
 
@@ -184,34 +180,37 @@ def _cell(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.3f}"
 
 
-def relations_markdown(matrices: Sequence[RelationMatrix]) -> str:
-    """The mean matrices per model (certified and frontier size; rows perturbed, columns
-    target) and the neighbour test table, as Markdown."""
-    lines = []
+def relation_tables(matrices: Sequence[RelationMatrix]) -> list[tuple[str, Shown]]:
+    """(caption, table) pairs: per model and measure its mean matrix (rows perturbed, columns
+    target, the last column against all others), then the neighbour test."""
+    tables = []
     for means in mean_matrices(matrices):
         objects = means.objects
         count = sum(1 for m in matrices if (m.model, m.objects) == (means.model, objects))
+        headers = ("perturbed", *(f"target {j}" for j in range(objects)), "all others")
         for measure in MEASURES:
-            lines += [f"{means.model}: mean {measure} over {count} images (row: perturbed object, "
-                      "column: target; last column: against all others)", "",
-                      "| perturbed | " + " | ".join(f"target {j}" for j in range(objects))
-                      + " | all others |", "|---" * (objects + 2) + "|"]
-            lines += [f"| {i} | " + " | ".join(_cell(means.values[measure][i, j]) for j in range(objects))
-                      + f" | {_cell(means.rest[measure][i])} |" for i in range(objects)]
-            lines.append("")
+            rows = tuple((str(i), *(_cell(means.values[measure][i, j]) for j in range(objects)),
+                          _cell(means.rest[measure][i])) for i in range(objects))
+            tables.append((f"{means.model}: mean {measure} over {count} images (row: perturbed "
+                           "object, column: target; last column: against all others)",
+                           Shown(headers=headers, numeric=(False,) + (True,) * (objects + 1), rows=rows)))
     tests = neighbour_test(matrices)
     if tests:
-        lines += ["Neighbour against two cells away (per image: mean over perturbed objects of "
-                  "far - near; > 0: the neighbour is hurt more)", "",
-                  "| model | measure | images | mean far - near [95% CI] | neighbour smaller / larger / tie "
-                  "| Wilcoxon p | sign p |", "|---|---|---|---|---|---|---|"]
-        for row in tests:
-            lines.append(f"| {row.model} | {row.measure} | {row.images} | {row.mean:.4f} "
-                         f"[{row.mean - row.ci_half:.4f}, {row.mean + row.ci_half:.4f}] | "
-                         f"{row.wins} / {row.losses} / {row.ties} | {row.wilcoxon_p:.3g} | "
-                         f"{row.sign_p:.3g} |")
-        lines.append("")
-    return "\n".join(lines)
+        rows = tuple((row.model, row.measure, str(row.images),
+                      f"{row.mean:.4f} [{row.mean - row.ci_half:.4f}, {row.mean + row.ci_half:.4f}]",
+                      f"{row.wins} / {row.losses} / {row.ties}", p_text(row.wilcoxon_p),
+                      p_text(row.sign_p)) for row in tests)
+        tables.append(("Neighbour against two cells away (per image: mean over perturbed objects of "
+                       "far - near; > 0: the neighbour is hurt more)",
+                       Shown(headers=("model", "measure", "images", "mean far - near [95% CI]",
+                                      "neighbour smaller / larger / tie", "Wilcoxon p", "sign p"),
+                             numeric=(False, False) + (True,) * 5, rows=rows)))
+    return tables
+
+
+def relations_markdown(matrices: Sequence[RelationMatrix]) -> str:
+    """``relation_tables`` as Markdown, each table under its caption."""
+    return "\n".join(f"{caption}\n\n{markdown(shown)}" for caption, shown in relation_tables(matrices))
 
 
 def plot_relations(matrix: RelationMatrix, image: np.ndarray | None, path: Path) -> Path:
