@@ -1,0 +1,164 @@
+"""Where the margin bound loses: the second affine layer's pre-activation bounds (issue 14).
+
+For one stored analysis (its certified vector ``eps*`` scaled by ``--scale``) it measures,
+on the network's first affine -> ReLU -> affine block (the seed classifier: conv1, ReLU,
+conv2):
+
+1. per sampled pre-activation neuron of the second affine layer whose CROWN bounds leave its
+   ReLU unstable, the width of its bounds from CROWN, from the LP over the triangle
+   relaxation of the first ReLU layer (the optimum alpha-CROWN could reach for this bound:
+   for one hidden layer the optimized lower slopes are the LP's dual), from the MILP
+   (HiGHS, the sound dual bound after ``--milp-seconds``; exact when it finishes) and the
+   range sampled at uniform and corner points (an inner bound);
+2. the top-k margin bound from alpha-CROWN with sound (CROWN) intermediate bounds, and the
+   same bound with every intermediate bound replaced by the range sampled at uniform,
+   corner and PGD points: NOT a sound bound, an optimistic limit of what tighter
+   intermediate bounds could buy, next to the attack's smallest margin.
+
+    python benchmarks/looseness.py /work/exp16/fixed/pgd/0-left.json --model pgd --scale 1.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from common import table
+from ringcert.layers.registry import layer_type
+from ringcert.models.modelfile import load_model
+from ringcert.samples import sample_problem, test_sample
+from ringcert.verify.attack import pgd_attack
+from ringcert.verify.bounds.margin import margin_bound
+from ringcert.verify.bounds.network import BoundMethod, NetworkBounds, network_bounds
+from ringcert.vocabulary import Side
+
+
+def neuron_range(first, second, row: int, box, relu1, *, integral: bool, seconds: float
+                 ) -> tuple[float, float, bool]:
+    """Min and max of neuron ``row`` of ``second @ ReLU(first @ x + b1) + b2`` over the box,
+    with the first ReLU layer exact (``integral``: big-M with one binary per unstable
+    neuron) or as its triangle relaxation; (low, high, both solved to optimality)."""
+    (a1, b1), (a2, b2) = first, second
+    weights = a2.getrow(row)
+    feeding = weights.indices
+    lo1, up1 = relu1
+    low, high = box
+    pixels = np.unique(a1[feeding].indices)
+    sub = a1[feeding][:, pixels].toarray()
+    active = feeding[lo1[feeding] >= 0]
+    unstable = feeding[(lo1[feeding] < 0) & (up1[feeding] > 0)]
+    where = {int(n): i for i, n in enumerate(feeding)}
+    count = len(pixels) + 2 * len(unstable)  # pixels, then (a, d) per unstable neuron
+    cost = np.zeros(count)
+    constant = float(b2[row])
+    for n in active:
+        w = float(weights[0, n])
+        cost[: len(pixels)] += w * sub[where[int(n)]]
+        constant += w * float(b1[n])
+    rows, lower, upper = [], [], []
+    for k, n in enumerate(unstable):
+        a, d = len(pixels) + 2 * k, len(pixels) + 2 * k + 1
+        line, bias, floor, u = sub[where[int(n)]], float(b1[n]), float(lo1[n]), float(up1[n])
+        cost[a] = float(weights[0, n])
+        for coef_a, coef_d, lo_, hi_ in ((1.0, 0.0, bias, np.inf), (1.0, -floor, -np.inf, bias - floor)):
+            r = np.zeros(count)
+            r[: len(pixels)], r[a], r[d] = -line, coef_a, coef_d
+            rows.append(r)
+            lower.append(lo_)
+            upper.append(hi_)
+        r = np.zeros(count)
+        r[a], r[d] = 1.0, -u
+        rows.append(r)
+        lower.append(-np.inf)
+        upper.append(0.0)
+    bounds = Bounds(np.concatenate([low[pixels], np.zeros(2 * len(unstable))]),
+                    np.concatenate([high[pixels], np.tile([np.inf, 1.0], len(unstable))]))
+    integrality = np.zeros(count)
+    integrality[len(pixels) + 1:: 2] = 1 if integral else 0
+    constraints = [LinearConstraint(sp.csr_matrix(np.array(rows)), lower, upper)] if rows else []
+    found = []
+    for sign in (1.0, -1.0):
+        result = milp(sign * cost, constraints=constraints, integrality=integrality, bounds=bounds,
+                      options={"time_limit": seconds})
+        value = result.mip_dual_bound if integral and result.status != 0 else result.fun
+        found.append((sign * value + constant, result.status == 0))
+    return found[0][0], found[1][0], found[0][1] and found[1][1]
+
+
+def sampled_layers(network, points: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    ranges = []
+    with torch.no_grad():
+        h = points
+        for layer in network:
+            h = layer(h)
+            ranges.append((h.min(0).values, h.max(0).values))
+    return ranges
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("analysis", help="an analysis JSON (its eps* is scaled)")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--scale", type=float, default=1.1)
+    parser.add_argument("--neurons", type=int, default=10)
+    parser.add_argument("--milp-seconds", type=float, default=15.0)
+    parser.add_argument("--samples", type=int, default=3000)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with open(args.analysis) as handle:
+        record = json.load(handle)
+    network = load_model(args.model).network
+    problem = sample_problem(network, test_sample(record["image_index"]), target=Side(record["target"]))
+    eps = (torch.tensor(record["epsilon"]) * args.scale).clamp(max=1.0)
+    lo, hi = problem.box(eps)
+    crown = network_bounds(network, lo, hi, method=BoundMethod.CROWN)
+    shape = tuple(lo.shape)
+    m1, c1, hidden = layer_type(network[0]).affine_map(network[0], shape)
+    m2, c2, _ = layer_type(network[2]).affine_map(network[2], hidden)
+    first, second = (sp.csr_matrix(m1), c1), (sp.csr_matrix(m2), c2)
+    relu1 = tuple(t.double().flatten().numpy() for t in crown.layers[0])
+    box = (lo.double().flatten().numpy(), hi.double().flatten().numpy())
+    generator = torch.Generator().manual_seed(0)
+    uniform = lo + (hi - lo) * torch.rand((args.samples, *shape), generator=generator)
+    corners = torch.where(torch.rand((args.samples, *shape), generator=generator) < 0.5, lo, hi)
+    attack = pgd_attack(problem, eps, restarts=64, steps=100, seed=0, step_fraction=0.1)
+    inner = sampled_layers(network, torch.cat([uniform, corners]))
+    low2, up2 = (t.flatten() for t in crown.layers[2])
+    unstable = ((low2 < 0) & (up2 > 0)).nonzero().flatten().numpy()
+    picked = np.random.default_rng(0).choice(unstable, size=min(args.neurons, len(unstable)), replace=False)
+    rows, widths = [], []
+    for neuron in picked:
+        began = time.perf_counter()
+        lp = neuron_range(first, second, int(neuron), box, relu1, integral=False, seconds=args.milp_seconds)
+        exact = neuron_range(first, second, int(neuron), box, relu1, integral=True, seconds=args.milp_seconds)
+        sampled = (float(inner[2][0].flatten()[neuron]), float(inner[2][1].flatten()[neuron]))
+        width = [float(up2[neuron] - low2[neuron]), lp[1] - lp[0], exact[1] - exact[0],
+                 sampled[1] - sampled[0]]
+        widths.append(width)
+        rows.append([int(neuron), *width, "yes" if exact[2] else "no (dual bound)",
+                     time.perf_counter() - began])
+    print(f"{args.model} image {record['image_index']} {record['target']}, eps* x {args.scale}: "
+          f"{len(unstable)} unstable second-layer ReLUs (CROWN), "
+          f"{int(((crown.layers[0][0] < 0) & (crown.layers[0][1] > 0)).sum())} in the first layer")
+    print(table(["neuron", "CROWN width", "LP (best alpha) width", "MILP width", "sampled width",
+                 "MILP optimal", "seconds"], rows))
+    mean = np.mean(widths, axis=0)
+    print(f"mean width: CROWN {mean[0]:.3f}, LP {mean[1]:.3f} ({mean[1] / mean[0]:.0%}), "
+          f"MILP {mean[2]:.3f} ({mean[2] / mean[0]:.0%}), sampled {mean[3]:.3f} ({mean[3] / mean[0]:.0%})")
+    sound = margin_bound(problem, eps, method=BoundMethod.ALPHA_CROWN, network_bounds=crown).lower
+    everything = sampled_layers(network, torch.cat([uniform, corners, attack.points]))
+    optimistic = margin_bound(problem, eps, method=BoundMethod.ALPHA_CROWN,
+                              network_bounds=NetworkBounds(input=(lo, hi), layers=everything)).lower
+    print(f"top-k margin: alpha-CROWN {float(sound):.2f} (sound); with sampled intermediate bounds "
+          f"{float(optimistic):.2f} (NOT sound: an optimistic limit); attack's smallest margin "
+          f"{float(attack.margins.min()):.2f}")
+
+
+if __name__ == "__main__":
+    main()
