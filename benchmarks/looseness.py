@@ -91,6 +91,60 @@ def neuron_range(first, second, row: int, box, relu1, *, integral: bool, seconds
     return found[0][0], found[1][0], found[0][1] and found[1][1]
 
 
+def hull_range(first, second, row: int, box, relu1) -> tuple[float, float]:
+    """Min and max of the same neuron with each unstable first-layer ReLU replaced by the
+    convex hull of ``{(x, a): a = ReLU(w . x + b), x in box}``: the tightest relaxation of a
+    single neuron over the input box (Tjandraatmadja et al., NeurIPS 2020; here in Balas'
+    extended form: ``x = x0 + x1`` with ``x1`` in ``d . box``, ``w . x1 + b d >= 0``, ``x0``
+    in ``(1 - d) . box``, ``w . x0 + b (1 - d) <= 0``, ``a = w . x1 + b d``). Every neuron
+    is relaxed alone: the joint (multi-neuron) effects stay out."""
+    (a1, b1), (a2, b2) = first, second
+    weights = a2.getrow(row)
+    feeding = weights.indices
+    lo1, up1 = relu1
+    low, high = box
+    pixels = np.unique(a1[feeding].indices)
+    sub = a1[feeding][:, pixels].toarray()
+    where = {int(n): i for i, n in enumerate(feeding)}
+    p = len(pixels)
+    unstable = feeding[(lo1[feeding] < 0) & (up1[feeding] > 0)]
+    count = p + len(unstable) * (p + 1)  # x, then per unstable neuron (x1, d)
+    cost = np.zeros(count)
+    constant = float(b2[row])
+    for n in feeding[lo1[feeding] >= 0]:
+        cost[:p] += float(weights[0, n]) * sub[where[int(n)]]
+        constant += float(weights[0, n]) * float(b1[n])
+    lo_, hi_ = low[pixels], high[pixels]
+    blocks, lower, upper = [], [], []
+    eye = sp.identity(p, format="csr")
+    for k, n in enumerate(unstable):
+        start = p + k * (p + 1)
+        line, bias, w = sub[where[int(n)]], float(b1[n]), float(weights[0, n])
+        cost[start: start + p] += w * line  # a = w . x1 + b d
+        cost[start + p] += w * bias
+        x1 = sp.hstack([sp.csr_matrix((p, start)), eye, sp.csr_matrix((p, count - start - p))])
+        d = sp.csr_matrix((np.ones(p), (np.arange(p), np.full(p, start + p))), shape=(p, count))
+        x = sp.hstack([eye, sp.csr_matrix((p, count - p))])
+        blocks += [x1 - d.multiply(lo_[:, None]), x1 - d.multiply(hi_[:, None]),
+                   x - x1 + d.multiply(lo_[:, None]), x - x1 + d.multiply(hi_[:, None])]
+        lower += [np.zeros(p), np.full(p, -np.inf), lo_, np.full(p, -np.inf)]
+        upper += [np.full(p, np.inf), np.zeros(p), np.full(p, np.inf), hi_]
+        on = np.zeros(count)
+        on[start: start + p], on[start + p] = line, bias
+        off = np.zeros(count)
+        off[:p], off[start: start + p], off[start + p] = line, -line, -bias
+        blocks += [sp.csr_matrix(on), sp.csr_matrix(off)]
+        lower += [np.zeros(1), np.full(1, -np.inf)]
+        upper += [np.full(1, np.inf), np.full(1, -bias)]
+    bounds = Bounds(np.concatenate([lo_, np.tile([*np.full(p, -np.inf), 0.0], len(unstable))]),
+                    np.concatenate([hi_, np.tile([*np.full(p, np.inf), 1.0], len(unstable))]))
+    constraints = ([LinearConstraint(sp.vstack(blocks, format="csr"), np.concatenate(lower),
+                                     np.concatenate(upper))] if blocks else [])
+    found = [sign * milp(sign * cost, constraints=constraints, bounds=bounds).fun + constant
+             for sign in (1.0, -1.0)]
+    return found[0], found[1]
+
+
 def sampled_layers(network, points: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     ranges = []
     with torch.no_grad():
@@ -136,21 +190,23 @@ def main() -> None:
     for neuron in picked:
         began = time.perf_counter()
         lp = neuron_range(first, second, int(neuron), box, relu1, integral=False, seconds=args.milp_seconds)
+        hull = hull_range(first, second, int(neuron), box, relu1)
         exact = neuron_range(first, second, int(neuron), box, relu1, integral=True, seconds=args.milp_seconds)
         sampled = (float(inner[2][0].flatten()[neuron]), float(inner[2][1].flatten()[neuron]))
-        width = [float(up2[neuron] - low2[neuron]), lp[1] - lp[0], exact[1] - exact[0],
-                 sampled[1] - sampled[0]]
+        width = [float(up2[neuron] - low2[neuron]), lp[1] - lp[0], hull[1] - hull[0],
+                 exact[1] - exact[0], sampled[1] - sampled[0]]
         widths.append(width)
         rows.append([int(neuron), *width, "yes" if exact[2] else "no (dual bound)",
                      time.perf_counter() - began])
     print(f"{args.model} image {record['image_index']} {record['target']}, eps* x {args.scale}: "
           f"{len(unstable)} unstable second-layer ReLUs (CROWN), "
           f"{int(((crown.layers[0][0] < 0) & (crown.layers[0][1] > 0)).sum())} in the first layer")
-    print(table(["neuron", "CROWN width", "LP (best alpha) width", "MILP width", "sampled width",
+    print(table(["neuron", "CROWN width", "LP (best alpha) width", "single-neuron hull width",
+                 "MILP width", "sampled width",
                  "MILP optimal", "seconds"], rows))
     mean = np.mean(widths, axis=0)
-    print(f"mean width: CROWN {mean[0]:.3f}, LP {mean[1]:.3f} ({mean[1] / mean[0]:.0%}), "
-          f"MILP {mean[2]:.3f} ({mean[2] / mean[0]:.0%}), sampled {mean[3]:.3f} ({mean[3] / mean[0]:.0%})")
+    print("mean width: " + ", ".join(f"{name} {value:.3f} ({value / mean[0]:.0%})" for name, value in
+                                     zip(("CROWN", "LP", "hull", "MILP", "sampled"), mean, strict=True)))
     sound = margin_bound(problem, eps, method=BoundMethod.ALPHA_CROWN, network_bounds=crown).lower
     everything = sampled_layers(network, torch.cat([uniform, corners, attack.points]))
     optimistic = margin_bound(problem, eps, method=BoundMethod.ALPHA_CROWN,
