@@ -15,7 +15,7 @@ conv2):
    corner and PGD points: NOT a sound bound, an optimistic limit of what tighter
    intermediate bounds could buy, next to the attack's smallest margin.
 
-    python benchmarks/looseness.py /work/exp16/fixed/pgd/0-left.json --model pgd --scale 1.1
+    python benchmarks/looseness.py OUT/pgd/0-left.json --model pgd --scale 1.1 [--milp-seconds 0]
 """
 
 from __future__ import annotations
