@@ -26,7 +26,7 @@ def test_pairs_match_image_target_and_settings_only():
     pairs = shrink_pairs(fixed + sensitivity + other_k + other_model)
     assert list(pairs) == ["a"]
     assert [(a.image_index, a.size, b.size) for a, b in pairs["a"]] == [(0, 1.0, 2.0), (2, 3.0, 1.5)]
-    assert shrink_pairs(fixed, Shrink.FIXED, Shrink.ADAPTIVE) == {}
+    assert shrink_pairs(fixed, first=Shrink.FIXED, second=Shrink.ADAPTIVE) == {}
 
 
 def test_counts_differences_and_two_sided_tests_by_hand():

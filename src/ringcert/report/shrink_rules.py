@@ -28,7 +28,7 @@ Pair = tuple[AnalysisRecord, AnalysisRecord]
 """The same guided analysis with two cutting-weight rules (first, second)."""
 
 
-def shrink_pairs(records: Sequence[AnalysisRecord], first: Shrink = Shrink.FIXED,
+def shrink_pairs(records: Sequence[AnalysisRecord], *, first: Shrink = Shrink.FIXED,
                  second: Shrink = Shrink.SENSITIVITY) -> dict[str, list[Pair]]:
     """Per model, (first, second) guided analyses of the same image question
     (``image_key``) with the same gradient and verifier, sorted by image index then target;
@@ -74,7 +74,7 @@ def shrink_comparison(records: Sequence[AnalysisRecord]) -> list[ShrinkRow]:
     model then rule pair."""
     rows = []
     for first, second in combinations(Shrink, 2):
-        for model, pairs in shrink_pairs(records, first, second).items():
+        for model, pairs in shrink_pairs(records, first=first, second=second).items():
             differences = np.array([b.size - a.size for a, b in pairs], dtype=np.float64)
             ratios = [b.size / a.size for a, b in pairs if a.size > 0]
             wins, losses = int((differences > 0).sum()), int((differences < 0).sum())
