@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,48 +40,71 @@ from ringcert.verify.bounds.network import BoundMethod, NetworkBounds, network_b
 from ringcert.vocabulary import Side
 
 
-def neuron_range(first, second, row: int, box, relu1, *, integral: bool, seconds: float
-                 ) -> tuple[float, float, bool]:
-    """Min and max of neuron ``row`` of ``second @ ReLU(first @ x + b1) + b2`` over the box,
-    with the first ReLU layer exact (``integral``: big-M with one binary per unstable
-    neuron) or as its triangle relaxation; (low, high, both solved to optimality)."""
-    (a1, b1), (a2, b2) = first, second
-    weights = a2.getrow(row)
-    feeding = weights.indices
-    lo1, up1 = relu1
-    low, high = box
-    pixels = np.unique(a1[feeding].indices)
-    sub = a1[feeding][:, pixels].toarray()
-    active = feeding[lo1[feeding] >= 0]
-    unstable = feeding[(lo1[feeding] < 0) & (up1[feeding] > 0)]
-    where = {int(n): i for i, n in enumerate(feeding)}
-    count = len(pixels) + 2 * len(unstable)  # pixels, then (a, d) per unstable neuron
+@dataclass(frozen=True)
+class Local:
+    """One second-layer neuron ``z = c . ReLU(W x + b) + bias`` on the pixels it sees: per
+    feeding first-layer neuron its weight ``c``, row of ``W`` (over ``pixels``), ``b`` and
+    pre-activation bounds ``[lower, upper]`` (exact: the first layer is affine); the pixels'
+    box ``[low, high]``."""
+
+    c: np.ndarray
+    w: np.ndarray
+    b: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    bias: float
+    low: np.ndarray
+    high: np.ndarray
+
+    @classmethod
+    def of(cls, first, second, row: int, box, relu1) -> Local:
+        (a1, b1), (a2, b2) = first, second
+        weights = a2.getrow(row)
+        feeding = weights.indices
+        pixels = np.unique(a1[feeding].indices)
+        return cls(c=weights.data.astype(np.float64), w=a1[feeding][:, pixels].toarray(),
+                   b=np.asarray(b1)[feeding], lower=relu1[0][feeding], upper=relu1[1][feeding],
+                   bias=float(b2[row]), low=box[0][pixels], high=box[1][pixels])
+
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the active (``lower >= 0``) and the unstable feeding neurons."""
+        return (np.flatnonzero(self.lower >= 0),
+                np.flatnonzero((self.lower < 0) & (self.upper > 0)))
+
+    def active_part(self) -> tuple[np.ndarray, float]:
+        """The active neurons' contribution ``coef . x + constant`` (the inactive ones give 0)."""
+        active, _ = self.split()
+        return self.c[active] @ self.w[active], self.bias + float(self.c[active] @ self.b[active])
+
+
+def neuron_range(local: Local, *, integral: bool, seconds: float) -> tuple[float, float, bool]:
+    """Min and max of the neuron with the first ReLU layer exact (``integral``: big-M with one
+    binary per unstable neuron) or as its triangle relaxation; (low, high, both optimal)."""
+    _, unstable = local.split()
+    p = len(local.low)
+    count = p + 2 * len(unstable)  # pixels, then (a, d) per unstable neuron
     cost = np.zeros(count)
-    constant = float(b2[row])
-    for n in active:
-        w = float(weights[0, n])
-        cost[: len(pixels)] += w * sub[where[int(n)]]
-        constant += w * float(b1[n])
+    cost[:p], constant = local.active_part()
     rows, lower, upper = [], [], []
     for k, n in enumerate(unstable):
-        a, d = len(pixels) + 2 * k, len(pixels) + 2 * k + 1
-        line, bias, floor, u = sub[where[int(n)]], float(b1[n]), float(lo1[n]), float(up1[n])
-        cost[a] = float(weights[0, n])
+        a, d = p + 2 * k, p + 2 * k + 1
+        line, bias, floor, top = local.w[n], local.b[n], local.lower[n], local.upper[n]
+        cost[a] = local.c[n]
         for coef_a, coef_d, lo_, hi_ in ((1.0, 0.0, bias, np.inf), (1.0, -floor, -np.inf, bias - floor)):
             r = np.zeros(count)
-            r[: len(pixels)], r[a], r[d] = -line, coef_a, coef_d
+            r[:p], r[a], r[d] = -line, coef_a, coef_d
             rows.append(r)
             lower.append(lo_)
             upper.append(hi_)
         r = np.zeros(count)
-        r[a], r[d] = 1.0, -u
+        r[a], r[d] = 1.0, -top
         rows.append(r)
         lower.append(-np.inf)
         upper.append(0.0)
-    bounds = Bounds(np.concatenate([low[pixels], np.zeros(2 * len(unstable))]),
-                    np.concatenate([high[pixels], np.tile([np.inf, 1.0], len(unstable))]))
+    bounds = Bounds(np.concatenate([local.low, np.zeros(2 * len(unstable))]),
+                    np.concatenate([local.high, np.tile([np.inf, 1.0], len(unstable))]))
     integrality = np.zeros(count)
-    integrality[len(pixels) + 1:: 2] = 1 if integral else 0
+    integrality[p + 1:: 2] = 1 if integral else 0
     constraints = [LinearConstraint(sp.csr_matrix(np.array(rows)), lower, upper)] if rows else []
     found = []
     for sign in (1.0, -1.0):
@@ -91,40 +115,29 @@ def neuron_range(first, second, row: int, box, relu1, *, integral: bool, seconds
     return found[0][0], found[1][0], found[0][1] and found[1][1]
 
 
-def hull_range(first, second, row: int, box, relu1) -> tuple[float, float]:
-    """Min and max of the same neuron with each unstable first-layer ReLU replaced by the
+def hull_range(local: Local) -> tuple[float, float]:
+    """Min and max of the neuron with each unstable first-layer ReLU replaced by the
     convex hull of ``{(x, a): a = ReLU(w . x + b), x in box}``: the tightest relaxation of a
     single neuron over the input box (Tjandraatmadja et al., NeurIPS 2020; here in Balas'
     extended form: ``x = x0 + x1`` with ``x1`` in ``d . box``, ``w . x1 + b d >= 0``, ``x0``
     in ``(1 - d) . box``, ``w . x0 + b (1 - d) <= 0``, ``a = w . x1 + b d``). Every neuron
     is relaxed alone: the joint (multi-neuron) effects stay out."""
-    (a1, b1), (a2, b2) = first, second
-    weights = a2.getrow(row)
-    feeding = weights.indices
-    lo1, up1 = relu1
-    low, high = box
-    pixels = np.unique(a1[feeding].indices)
-    sub = a1[feeding][:, pixels].toarray()
-    where = {int(n): i for i, n in enumerate(feeding)}
-    p = len(pixels)
-    unstable = feeding[(lo1[feeding] < 0) & (up1[feeding] > 0)]
+    _, unstable = local.split()
+    lo_, hi_ = local.low, local.high
+    p = len(lo_)
     count = p + len(unstable) * (p + 1)  # x, then per unstable neuron (x1, d)
     cost = np.zeros(count)
-    constant = float(b2[row])
-    for n in feeding[lo1[feeding] >= 0]:
-        cost[:p] += float(weights[0, n]) * sub[where[int(n)]]
-        constant += float(weights[0, n]) * float(b1[n])
-    lo_, hi_ = low[pixels], high[pixels]
+    cost[:p], constant = local.active_part()
     blocks, lower, upper = [], [], []
     eye = sp.identity(p, format="csr")
+    x = sp.hstack([eye, sp.csr_matrix((p, count - p))])
     for k, n in enumerate(unstable):
         start = p + k * (p + 1)
-        line, bias, w = sub[where[int(n)]], float(b1[n]), float(weights[0, n])
-        cost[start: start + p] += w * line  # a = w . x1 + b d
-        cost[start + p] += w * bias
+        line, bias, weight = local.w[n], float(local.b[n]), float(local.c[n])
+        cost[start: start + p] += weight * line  # a = w . x1 + b d
+        cost[start + p] += weight * bias
         x1 = sp.hstack([sp.csr_matrix((p, start)), eye, sp.csr_matrix((p, count - start - p))])
         d = sp.csr_matrix((np.ones(p), (np.arange(p), np.full(p, start + p))), shape=(p, count))
-        x = sp.hstack([eye, sp.csr_matrix((p, count - p))])
         blocks += [x1 - d.multiply(lo_[:, None]), x1 - d.multiply(hi_[:, None]),
                    x - x1 + d.multiply(lo_[:, None]), x - x1 + d.multiply(hi_[:, None])]
         lower += [np.zeros(p), np.full(p, -np.inf), lo_, np.full(p, -np.inf)]
@@ -171,34 +184,28 @@ def hull_facet(w: np.ndarray, b: float, low: np.ndarray, high: np.ndarray, point
     return coef, -float(coef @ base)
 
 
-def facet_range(first, second, row: int, box, relu1, *, rounds: int) -> tuple[float, float]:
+def facet_range(local: Local, *, rounds: int) -> tuple[float, float]:
     """The neuron's bounds by one back-substitution through the first ReLU layer, CROWN's
     relaxation but with each unstable neuron's upper bound replaced by ``hull_facet`` at the
     previous round's minimizer (round 0: CROWN's triangle); ``rounds`` rounds, best kept."""
-    (a1, b1), (a2, b2) = first, second
-    weights = a2.getrow(row)
-    feeding = weights.indices
-    lo1, up1 = relu1
-    pixels = np.unique(a1[feeding].indices)
-    sub = a1[feeding][:, pixels].toarray()
-    low, high = box[0][pixels], box[1][pixels]
+    low, high = local.low, local.high
     found = []
     for sign in (1.0, -1.0):  # min of sign * z
-        c = sign * weights.toarray()[0, feeding]
+        c = sign * local.c
         best, point = -np.inf, None
         for _ in range(rounds + 1):
-            coef, constant = np.zeros(len(pixels)), sign * float(b2[row])
-            for k, n in enumerate(feeding):
-                lo_, u, w, bias = float(lo1[n]), float(up1[n]), sub[k], float(b1[n])
-                if u <= 0:
+            coef, constant = np.zeros(len(low)), sign * local.bias
+            for k in range(len(c)):
+                floor, top, w, bias = local.lower[k], local.upper[k], local.w[k], float(local.b[k])
+                if top <= 0:
                     continue
-                if lo_ >= 0 or (c[k] >= 0 and u > -lo_):  # y itself (exact, or CROWN's lower slope 1)
+                if floor >= 0 or (c[k] >= 0 and top > -floor):  # y itself (exact, or slope 1)
                     coef, constant = coef + c[k] * w, constant + c[k] * bias
                 elif c[k] >= 0:  # CROWN's lower slope 0
                     continue
                 elif point is None:  # the triangle
-                    slope = u / (u - lo_)
-                    coef, constant = coef + c[k] * slope * w, constant + c[k] * slope * (bias - lo_)
+                    slope = top / (top - floor)
+                    coef, constant = coef + c[k] * slope * w, constant + c[k] * slope * (bias - floor)
                 else:
                     upper, offset = hull_facet(w, bias, low, high, point)
                     coef, constant = coef + c[k] * upper, constant + c[k] * offset
@@ -253,18 +260,18 @@ def main() -> None:
     rows, widths = [], []
     for neuron in picked:
         began = time.perf_counter()
-        lp = neuron_range(first, second, int(neuron), box, relu1, integral=False, seconds=600.0)
-        hull = hull_range(first, second, int(neuron), box, relu1)
-        facets = facet_range(first, second, int(neuron), box, relu1, rounds=args.rounds)
-        exact = (neuron_range(first, second, int(neuron), box, relu1, integral=True,
-                              seconds=args.milp_seconds)
+        local = Local.of(first, second, int(neuron), box, relu1)
+        lp = neuron_range(local, integral=False, seconds=600.0)
+        hull = hull_range(local)
+        facets = facet_range(local, rounds=args.rounds)
+        exact = (neuron_range(local, integral=True, seconds=args.milp_seconds)
                  if args.milp_seconds > 0 else (np.nan, np.nan, False))
         sampled = (float(inner[2][0].flatten()[neuron]), float(inner[2][1].flatten()[neuron]))
         width = [float(up2[neuron] - low2[neuron]), lp[1] - lp[0], hull[1] - hull[0],
                  facets[1] - facets[0], exact[1] - exact[0], sampled[1] - sampled[0]]
         assert facets[0] <= sampled[0] + 1e-6 and facets[1] >= sampled[1] - 1e-6, "unsound facets"
         widths.append(width)
-        rows.append([int(neuron), *width, "yes" if exact[2] else "no (dual bound)",
+        rows.append([int(neuron), *width, ("yes" if exact[2] else "no (dual bound)") if args.milp_seconds > 0 else "-",
                      time.perf_counter() - began])
     print(f"{args.model} image {record['image_index']} {record['target']}, eps* x {args.scale}: "
           f"{len(unstable)} unstable second-layer ReLUs (CROWN), "

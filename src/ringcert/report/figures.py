@@ -141,18 +141,29 @@ def plot_epsilon_by_ring(records: Sequence[AnalysisRecord], path: Path) -> Path:
         axes = figure.add_subplot(1, len(models), index + 1)
         for variant, group in variants.items():
             vectors = [record.epsilon for record in group]
-            # only rings that at least half the images have: the last rings exist in a few
-            # images only, often with a handful of pixels, and their means say little
-            shown = max(1, int(np.median([len(vector) for vector in vectors])))
-            mean, low, high = (values[:shown] for values in mean_with_band(vectors))
-            ring = np.arange(shown)
-            axes.plot(ring, mean, marker="o", markersize=3, label=labels[variant][1])
-            axes.fill_between(ring, np.clip(low, 0, 1), np.clip(high, 0, 1), alpha=0.2)
-        axes.set(title=f"model {model}",
-                 xlabel="ring distance (px, 0 = perturbed digit)",
-                 ylabel="mean epsilon (95% CI)", ylim=(0, None))
-        axes.legend(fontsize=7)
+            _plot_band(axes, vectors, _common_rings(vectors), labels[variant][1])
+        _label_ring_axes(axes, f"model {model}")
     return save_png(figure, path)
+
+
+def _common_rings(vectors: Sequence[Sequence[float]]) -> int:
+    """How many rings to plot: those at least half the images have (the last rings exist in
+    a few images only, often with a handful of pixels, and their means say little)."""
+    return max(1, int(np.median([len(vector) for vector in vectors])))
+
+
+def _plot_band(axes: Any, vectors: Sequence[Sequence[float]], shown: int, label: str) -> None:
+    """Mean epsilon by ring distance over ``vectors`` with its 95% band, first ``shown`` rings."""
+    mean, low, high = (values[:shown] for values in mean_with_band(vectors))
+    ring = np.arange(shown)
+    axes.plot(ring, mean, marker="o", markersize=3, label=label)
+    axes.fill_between(ring, np.clip(low, 0, 1), np.clip(high, 0, 1), alpha=0.2)
+
+
+def _label_ring_axes(axes: Any, title: str) -> None:
+    axes.set(title=title, xlabel="ring distance (px, 0 = perturbed digit)",
+             ylabel="mean epsilon (95% CI)", ylim=(0, None))
+    axes.legend(fontsize=7)
 
 
 def size_distribution_figure(records: Sequence[AnalysisRecord]) -> Any:
@@ -217,17 +228,11 @@ def plot_rules_by_ring(pairs: dict[str, list[Pair]], path: Path) -> Path:
     figure = new_figure(4.2 * len(pairs), 3.4)
     for index, (model, items) in enumerate(pairs.items()):
         axes = figure.add_subplot(1, len(pairs), index + 1)
-        shown = max(1, int(np.median([len(a.epsilon) for a, _ in items])))
+        shown = _common_rings([a.epsilon for a, _ in items])
         for rule, vectors in (("fixed", [a.epsilon for a, _ in items]),
                               ("sensitivity", [b.epsilon for _, b in items])):
-            mean, low, high = (values[:shown] for values in mean_with_band(vectors))
-            ring = np.arange(shown)
-            axes.plot(ring, mean, marker="o", markersize=3, label=f"{rule} weights")
-            axes.fill_between(ring, np.clip(low, 0, 1), np.clip(high, 0, 1), alpha=0.2)
-        axes.set(title=f"model {model} ({len(items)} image-target pairs)",
-                 xlabel="ring distance (px, 0 = perturbed digit)",
-                 ylabel="mean epsilon (95% CI)", ylim=(0, None))
-        axes.legend(fontsize=7)
+            _plot_band(axes, vectors, shown, f"{rule} weights")
+        _label_ring_axes(axes, f"model {model} ({len(items)} image-target pairs)")
     return save_png(figure, path)
 
 
