@@ -271,8 +271,8 @@ def main() -> None:
                  facets[1] - facets[0], exact[1] - exact[0], sampled[1] - sampled[0]]
         assert facets[0] <= sampled[0] + 1e-6 and facets[1] >= sampled[1] - 1e-6, "unsound facets"
         widths.append(width)
-        rows.append([int(neuron), *width, ("yes" if exact[2] else "no (dual bound)") if args.milp_seconds > 0 else "-",
-                     time.perf_counter() - began])
+        optimal = ("yes" if exact[2] else "no (dual bound)") if args.milp_seconds > 0 else "-"
+        rows.append([int(neuron), *width, optimal, time.perf_counter() - began])
     print(f"{args.model} image {record['image_index']} {record['target']}, eps* x {args.scale}: "
           f"{len(unstable)} unstable second-layer ReLUs (CROWN), "
           f"{int(((crown.layers[0][0] < 0) & (crown.layers[0][1] > 0)).sum())} in the first layer")
