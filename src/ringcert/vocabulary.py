@@ -109,3 +109,10 @@ class Weighting(Enum):
 
     UNIFORM = "uniform"
     AREA = "area"
+
+
+class Alternative(Enum):
+    """The alternative hypothesis of a report's test (``report/statistics.py``), in scipy's words."""
+
+    GREATER = "greater"  # one-sided: the wins (or the differences) lean above
+    TWO_SIDED = "two-sided"

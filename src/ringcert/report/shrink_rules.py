@@ -22,7 +22,7 @@ import numpy as np
 from ringcert.report.records import AnalysisRecord, Variant, image_key
 from ringcert.report.shown import Shown, csv_text, number, p_text
 from ringcert.report.statistics import CONFIDENCE, Estimate, sign_test, wilcoxon_test
-from ringcert.vocabulary import Algorithm, Shrink
+from ringcert.vocabulary import Algorithm, Alternative, Shrink
 
 Pair = tuple[AnalysisRecord, AnalysisRecord]
 """The same guided analysis with two cutting-weight rules (first, second)."""
@@ -83,8 +83,8 @@ def shrink_comparison(records: Sequence[AnalysisRecord]) -> list[ShrinkRow]:
                 ties=len(pairs) - wins - losses, second_losses=losses,
                 difference=Estimate.of(differences.tolist()),
                 median_ratio=float(np.median(ratios)) if ratios else math.nan,
-                sign_p=sign_test(wins, losses, alternative="two-sided"),
-                wilcoxon_p=wilcoxon_test(differences, alternative="two-sided")))
+                sign_p=sign_test(wins, losses, alternative=Alternative.TWO_SIDED),
+                wilcoxon_p=wilcoxon_test(differences, alternative=Alternative.TWO_SIDED)))
     return sorted(rows, key=lambda row: (row.model, list(Shrink).index(row.first),
                                          list(Shrink).index(row.second)))
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ringcert.report.shown import number
+from ringcert.vocabulary import Alternative
 
 CONFIDENCE = 0.95
 """The confidence level of every interval in the tables and plots (two-sided t-intervals)."""
@@ -26,27 +27,27 @@ def t_half_width(values: np.ndarray) -> float:
                  / math.sqrt(len(values)))
 
 
-def sign_test(wins: int, losses: int, *, alternative: str = "greater") -> float:
+def sign_test(wins: int, losses: int, *, alternative: Alternative = Alternative.GREATER) -> float:
     """Sign-test p-value of ``wins`` against ``losses`` (ties already dropped): one-sided
-    (``greater``), the chance of at least ``wins`` successes in ``wins + losses`` fair coin
-    flips, or ``two-sided``; nan for 0."""
+    (``GREATER``), the chance of at least ``wins`` successes in ``wins + losses`` fair coin
+    flips, or ``TWO_SIDED``; nan for 0."""
     from scipy.stats import binomtest
 
     if wins + losses == 0:
         return math.nan
-    return float(binomtest(wins, wins + losses, 0.5, alternative=alternative).pvalue)
+    return float(binomtest(wins, wins + losses, 0.5, alternative=alternative.value).pvalue)
 
 
-def wilcoxon_test(differences: np.ndarray, *, alternative: str = "greater") -> float:
+def wilcoxon_test(differences: np.ndarray, *, alternative: Alternative = Alternative.GREATER) -> float:
     """Wilcoxon signed-rank p-value that the paired ``differences`` centre above 0
-    (``greater``) or away from it (``two-sided``); zeros dropped, nan for fewer than two
+    (``GREATER``) or away from it (``TWO_SIDED``); zeros dropped, nan for fewer than two
     nonzero differences."""
     from scipy.stats import wilcoxon
 
     nonzero = differences[differences != 0]
     if len(nonzero) < 2:
         return math.nan
-    return float(wilcoxon(nonzero, alternative=alternative).pvalue)
+    return float(wilcoxon(nonzero, alternative=alternative.value).pvalue)
 
 
 @dataclass(frozen=True, kw_only=True)
