@@ -18,11 +18,10 @@ import itertools
 import statistics
 from collections import defaultdict
 
-from scipy import stats
-
 from common import table
 from ringcert.report.records import Variant, read_analyses, show
-from ringcert.report.statistics import Estimate
+from ringcert.report.statistics import Estimate, sign_test
+from ringcert.vocabulary import Alternative
 
 
 def main() -> None:
@@ -64,7 +63,8 @@ def main() -> None:
             larger = sum(sizes[a] > sizes[b] for sizes in common)
             smaller = sum(sizes[a] < sizes[b] for sizes in common)
             if common:
-                p_value = stats.binomtest(larger, larger + smaller).pvalue if larger + smaller else 1.0
+                p_value = (sign_test(larger, smaller, alternative=Alternative.TWO_SIDED)
+                           if larger + smaller else 1.0)
                 ratio = statistics.median(sizes[a] / sizes[b] for sizes in common if sizes[b] > 0)
                 wins.append([rule, f"{a} vs {b}", len(common), larger, smaller, ratio, f"{p_value:.2g}"])
     print()

@@ -373,8 +373,9 @@ def paired_comparison(records: Sequence[AnalysisRecord]) -> list[PairedRow]:
             beyond = _counts(frontier)
             ray = [(x.size, y.ray_frontier_size) for x, y in both if y.ray_frontier_size is not None]
             along = _counts(ray)
-            attacked = _counts([(x.frontier_size, y.frontier_size) for x, y in both
-                                if x.frontier_size is not None and y.frontier_size is not None])
+            frontiers = [(x.frontier_size, y.frontier_size) for x, y in both
+                         if x.frontier_size is not None and y.frontier_size is not None]
+            attacked = _counts(frontiers)
             algorithm, shrink, gradient, verifier = variant.columns
             rows.append(PairedRow(
                 model_a=a, model_b=b, algorithm=algorithm, shrink=shrink, gradient=gradient,
@@ -384,7 +385,7 @@ def paired_comparison(records: Sequence[AnalysisRecord]) -> list[PairedRow]:
                 frontier_wins=beyond[0], frontier_ties=beyond[1], frontier_losses=beyond[2],
                 frontier_p=sign_test(beyond[0], beyond[2]), ray_pairs=len(ray), ray_wins=along[0],
                 ray_ties=along[1], ray_losses=along[2], ray_p=sign_test(along[0], along[2]),
-                attacked_pairs=sum(attacked), attacked_wins=attacked[0], attacked_ties=attacked[1],
+                attacked_pairs=len(frontiers), attacked_wins=attacked[0], attacked_ties=attacked[1],
                 attacked_losses=attacked[2], attacked_p=sign_test(attacked[0], attacked[2])))
     return rows
 
