@@ -48,6 +48,7 @@ class VerifierKind(Enum):
     ALPHA_CROWN = "alpha-crown"
     MILP = "milp"
     BAB = "bab"
+    ENVELOPE = "envelope"
 
 
 class UnknownReason(Enum):
@@ -58,6 +59,7 @@ class UnknownReason(Enum):
     SKIPPED_GAP = "skipped_gap"  # a gate skipped the stage: the same query's bound is far below 0
     SKIPPED_TIME = "skipped_time"  # too little of the time limit left to start the stage
     SKIPPED_UNSTABLE = "skipped_unstable"  # too many unstable ReLUs for the MILP
+    SKIPPED_UNSUPPORTED = "skipped_unsupported"  # the stage does not apply to this network
     REJECTED_WITNESS = "rejected_witness"  # a claimed counterexample failed the forward-pass check
 
 

@@ -12,13 +12,16 @@ them once.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from ringcert.problem import Problem
-from ringcert.verify.bounds import BoundMethod, NetworkBounds, margin_bound
+from ringcert.verify.bounds import BoundMethod, NetworkBounds, envelope, margin_bound
 from ringcert.verify.bounds.alpha import AlphaParams
-from ringcert.verify.bounds.cache import LayerBoundsCache, layer_bounds
+from ringcert.verify.bounds.cache import LayerBoundsCache, fingerprint, layer_bounds
 from ringcert.verify.bounds.margin import MarginBound
+from ringcert.verify.bounds.topk import candidate_sets, set_rows
 from ringcert.verify.verdict import Verdict, Verifier, skipped
 from ringcert.vocabulary import Status, UnknownReason, VerifierKind
 
@@ -34,6 +37,10 @@ class _BoundVerifier(Verifier):
         self.rel_padding = rel_padding
         self.cache = cache
 
+    def _layers(self, problem: Problem, lo: torch.Tensor, hi: torch.Tensor) -> NetworkBounds:
+        method = BoundMethod.IBP if self.method is BoundMethod.IBP else BoundMethod.CROWN
+        return layer_bounds(problem.model, lo, hi, method=method, cache=self.cache)
+
     def _bound(self, problem: Problem, eps: torch.Tensor, bounds: NetworkBounds) -> MarginBound:
         return margin_bound(problem, eps, method=self.method, joint=self.joint,
                             network_bounds=bounds, grid=self.grid)
@@ -42,8 +49,7 @@ class _BoundVerifier(Verifier):
              warm_start: Verdict | None, time_limit: float | None) -> Verdict:
         with torch.no_grad():
             lo, hi = problem.box(eps)
-            layer_method = BoundMethod.IBP if self.method is BoundMethod.IBP else BoundMethod.CROWN
-            bounds = layer_bounds(problem.model, lo, hi, method=layer_method, cache=self.cache)
+            bounds = self._layers(problem, lo, hi)
             result = self._bound(problem, eps, bounds)
             logits = problem.logits()
             padding = self.abs_padding + self.rel_padding * float(logits.abs().max())
@@ -115,3 +121,60 @@ class AlphaCrown(_BoundVerifier):
         if self.warm_steps is not None and result.alpha_params is not None:
             self._last = (key, result.alpha_params)
         return result
+
+
+class Envelope(AlphaCrown):
+    """alpha-CROWN on tighter layer bounds: each first-layer ReLU relaxed by its convex hull
+    over the input box (Tjandraatmadja et al., NeurIPS 2020) where the second affine layer is
+    bounded, and the optimized margin rows taken through the same hull below the first ReLU
+    layer (``bounds/envelope.py``; docs/design.md section 2.7c). Per query it costs seconds
+    to a minute on the seed classifier (benchmarks/README.md), against alpha-CROWN's tenth of
+    a second, so in a cascade it runs only when ``max_gap`` admits the hint's bound, and
+    answers UNKNOWN (``skipped_unsupported``) on a network that does not start ``affine ->
+    ReLU -> affine``."""
+
+    kind = VerifierKind.ENVELOPE
+
+    def __init__(self, *, envelope_steps: int = envelope.ENVELOPE_STEPS, **settings: object) -> None:
+        """``envelope_steps``: steps of the hull bound per neuron and row; the other settings
+        are alpha-CROWN's (``max_gap`` gates on any hint with a bound)."""
+        super().__init__(**settings)  # type: ignore[arg-type]
+        self.envelope_steps = envelope_steps
+        self._block: tuple[object, tuple[int, ...], tuple[int, ...], envelope.FirstBlock | None] | None = None
+
+    def _first_block(self, problem: Problem) -> envelope.FirstBlock | None:
+        model, shape = problem.model, tuple(problem.image.shape)
+        entry = self._block
+        if entry is None or entry[0] is not model or entry[1] != fingerprint(model) or entry[2] != shape:
+            entry = (model, fingerprint(model), shape, envelope.FirstBlock.of(model, shape))
+            self._block = entry
+        return entry[3]
+
+    def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
+             warm_start: Verdict | None, time_limit: float | None) -> Verdict:
+        if (self.max_gap is not None and hint is not None and hint.bound is not None
+                and hint.bound < -self.max_gap):
+            return skipped(self.kind, hint, UnknownReason.SKIPPED_GAP)
+        if self._first_block(problem) is None:
+            return skipped(self.kind, hint, UnknownReason.SKIPPED_UNSUPPORTED)
+        return _BoundVerifier._run(self, problem, eps, hint=hint, warm_start=warm_start,
+                                   time_limit=time_limit)
+
+    def _layers(self, problem: Problem, lo: torch.Tensor, hi: torch.Tensor) -> NetworkBounds:
+        block = self._first_block(problem)
+        assert block is not None  # _run checked
+        return envelope.tightened_bounds(problem.model, block, super()._layers(problem, lo, hi),
+                                         steps=self.envelope_steps)
+
+    def _bound(self, problem: Problem, eps: torch.Tensor, bounds: NetworkBounds) -> MarginBound:
+        result = super()._bound(problem, eps, bounds)
+        block = self._first_block(problem)
+        assert block is not None and result.alpha_params is not None
+        params = result.alpha_params
+        classes = bounds.layers[-1][0].shape[-1]
+        sets = candidate_sets(classes, problem.target, problem.k)
+        rows = set_rows(sets, torch.softmax(params.weight_logits, dim=1), classes, problem.target)
+        through = envelope.envelope_rows(problem.model, block, bounds, rows.to(bounds.input[0].dtype),
+                                         params.slopes, steps=self.envelope_steps)
+        per_set = torch.maximum(result.per_set, through.to(result.per_set.dtype))
+        return replace(result, lower=per_set.min(), per_set=per_set)

@@ -21,6 +21,11 @@ SEARCH_COMPLETE_GAP = 0.0
 SEARCH_MAX_UNSTABLE = 150
 SEARCH_ALPHA_GAP = 0.5
 
+ENVELOPE_GAP = 5.0
+"""The cascade runs the envelope stage only on queries whose bound so far is above this
+negative: it lifts the bound by 1-2 logits on the seed classifier's boundary queries, at
+seconds to a minute each (benchmarks/README.md). Searches leave the stage out."""
+
 # Work limits instead of time limits, for runs that must not depend on the machine's load
 # (a query budget and no time limit): the complete stage stops after this many branches
 # (branch and bound) or nodes (the MILP), whatever the clock says.
@@ -30,7 +35,8 @@ DETERMINISTIC_NODES = 2000
 
 def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECONDS,
                   max_unstable: int | None = None, alpha_gap: float | None = None,
-                  complete_gap: float | None = None, deterministic: bool = False) -> Verifier:
+                  complete_gap: float | None = None, deterministic: bool = False,
+                  envelope: bool = True) -> Verifier:
     """A verifier with default settings.
 
     ``time_limit`` bounds the complete stage (branch and bound, or the MILP for ``milp``)
@@ -45,11 +51,13 @@ def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECO
     (benchmarks/README.md has the measurements behind these choices). ``deterministic``:
     the complete stage is bounded by work (``DETERMINISTIC_BRANCHES`` / ``_NODES``), not by
     ``time_limit``, so the same query gives the same answer on any machine load.
+    ``envelope``: the cascade has the envelope stage (``Envelope``, gated by
+    ``ENVELOPE_GAP``) between alpha-CROWN and branch and bound.
     """
     from ringcert.verify.attack import Attack
     from ringcert.verify.bab import BranchAndBound
     from ringcert.verify.bounds.cache import LayerBoundsCache
-    from ringcert.verify.propagation import AlphaCrown, Crown, Ibp
+    from ringcert.verify.propagation import AlphaCrown, Crown, Envelope, Ibp
 
     name = VerifierKind(name)
     work: dict[str, object] = {}
@@ -61,8 +69,10 @@ def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECO
         from ringcert.verify.cascade import Cascade
 
         shared = LayerBoundsCache()  # alpha-CROWN and branch and bound reuse CROWN's layer bounds
+        hull = [Envelope(cache=shared, max_gap=ENVELOPE_GAP, warm_steps=WARM_STEPS)] if envelope else []
         return Cascade(stages=[Attack(), Crown(cache=shared),
                                AlphaCrown(cache=shared, max_gap=alpha_gap, warm_steps=WARM_STEPS),
+                               *hull,
                                BranchAndBound(time_limit=time_limit, cache=shared,
                                               max_gap=complete_gap, **work)])
     if name is VerifierKind.MILP:
@@ -77,6 +87,8 @@ def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECO
         return Ibp()
     if name is VerifierKind.CROWN:
         return Crown()
+    if name is VerifierKind.ENVELOPE:
+        return Envelope(warm_steps=WARM_STEPS)
     return AlphaCrown(max_gap=alpha_gap, warm_steps=WARM_STEPS)
 
 
@@ -86,4 +98,4 @@ def search_verifier(name: VerifierKind | str, *, deterministic: bool = False) ->
     ``deterministic``: work limits instead of time limits (see ``make_verifier``)."""
     return make_verifier(name, time_limit=SEARCH_COMPLETE_SECONDS, max_unstable=SEARCH_MAX_UNSTABLE,
                          alpha_gap=SEARCH_ALPHA_GAP, complete_gap=SEARCH_COMPLETE_GAP,
-                         deterministic=deterministic)
+                         deterministic=deterministic, envelope=False)

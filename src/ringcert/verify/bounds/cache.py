@@ -13,7 +13,7 @@ from torch import nn
 from ringcert.verify.bounds.network import BoundMethod, NetworkBounds, network_bounds
 
 
-def _fingerprint(network: nn.Module) -> tuple[int, ...]:
+def fingerprint(network: nn.Module) -> tuple[int, ...]:
     """Version counters of every parameter and buffer: they change on any in-place update."""
     return tuple(t._version for t in (*network.parameters(), *network.buffers()))
 
@@ -31,11 +31,11 @@ class LayerBoundsCache:
         if entry is not None:
             cached_net, version, cached_method, found = entry
             if (cached_net is network and cached_method is method
-                    and version == _fingerprint(network) and torch.equal(found.input[0], lo)
+                    and version == fingerprint(network) and torch.equal(found.input[0], lo)
                     and torch.equal(found.input[1], hi)):
                 return found
         found = network_bounds(network, lo, hi, method=method)
-        self._entry = (network, _fingerprint(network), method, found)
+        self._entry = (network, fingerprint(network), method, found)
         return found
 
 

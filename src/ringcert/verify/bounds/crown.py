@@ -127,12 +127,15 @@ def ibp_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor)
 
 
 def crown_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor, *,
-                       use_patches: bool = True) -> list[Interval]:
+                       use_patches: bool = True, given: Mapping[int, Interval] | None = None
+                       ) -> list[Interval]:
     """CROWN bounds on the inputs of every ReLU / MaxPool layer and on the final output,
     IBP from those elsewhere; every bound lies inside the IBP bound of the same layer.
 
     ``use_patches=False`` forces the full-size backward pass everywhere (the reference the
-    receptive-field patch pass is tested against)."""
+    receptive-field patch pass is tested against). ``given[i]``: sound bounds on layer
+    ``i``'s output from elsewhere (``envelope``); they replace that layer's and the later
+    layers are bounded on them."""
     ops = [rules(layer) for layer in network]
     plain = ibp_layer_bounds(network, lo, hi)
     inputs: list[Interval] = [(lo, hi)]
@@ -140,9 +143,12 @@ def crown_layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tenso
     for index, layer in enumerate(network):
         current = ops[index].ibp(layer, *inputs[index])
         current = (torch.maximum(current[0], plain[index][0]), torch.minimum(current[1], plain[index][1]))
-        select = _crown_select(network, ops, index, current)
-        if select is not None:
-            current = _refine(network, inputs, index, current, select, use_patches=use_patches)
+        if given is not None and index in given:
+            current = given[index]
+        else:
+            select = _crown_select(network, ops, index, current)
+            if select is not None:
+                current = _refine(network, inputs, index, current, select, use_patches=use_patches)
         bounds.append(current)
         inputs.append(current)
     return bounds
@@ -164,6 +170,11 @@ def _crown_select(network: nn.Sequential, ops: Sequence[LayerType], index: int,
         feeds_pool = index + 2 < len(network) and not ops[index + 2].affine
         select = (lower < 0) & (upper > 0) | (feeds_pool & select & (lower >= 0))
     return select
+
+
+def select_refined(network: nn.Sequential, index: int, current: Interval) -> torch.Tensor | None:
+    """The neurons of layer ``index`` that ``crown_layer_bounds`` refines (None: none)."""
+    return _crown_select(network, [rules(layer) for layer in network], index, current)
 
 
 def _reach(op: LayerType, layer: nn.Module, mask: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,339 @@
+"""Bounds on the second affine layer from each first-layer ReLU's convex hull over the box.
+
+On the seed classifier the margin bound loses most in the pre-activation bounds of the
+second convolution (docs/design.md section 2.7b): CROWN relaxes every unstable ReLU of the
+first layer by its triangle over ``[l, u]``, while the ReLU's input is an affine function
+of the input box itself. The tightest relaxation of one neuron ``ReLU(w . x + b)`` over the
+box (Tjandraatmadja et al., NeurIPS 2020, "The convex barrier, revisited"; Anderson et al.,
+Math. Programming 2020) is, from below, the ReLU itself (it is convex) and, from above, its
+concave envelope over the box. In the box's 0-1 coordinates ``t`` (``t_i = 0`` where
+``w_i x_i`` is smallest) that envelope is the Lovász extension of the supermodular set
+function ``S -> ReLU(l + sum_{i in S} reach_i)``: with the coordinates in decreasing ``t``,
+``U(t) = sum_k t_(k) (G_k - G_(k-1))``, ``G_k = ReLU(l + reach_(1) + ... + reach_(k))``.
+Each order of the coordinates gives one linear piece, and every piece lies above the ReLU
+on the whole box (the planes of section 2.7b).
+
+A second-layer neuron ``y = c0 + sum_j c_j ReLU(z_j(x))`` is then bounded below by the
+convex function ``f(x) = c0 + sum_{c_j > 0} c_j ReLU(z_j) + sum_{c_j < 0} c_j U_j(x)``, whose
+minimum over the box is the hull LP's optimum (as tight as the exact first layer there,
+section 2.7b). Rather than solving that LP, ``envelope_bounds`` runs projected Adam steps on
+``x`` per neuron (the "primal" choice of the hull's facets that section 2.7b calls for) and,
+at every iterate, takes the linearization of ``f`` there: each ReLU with ``c_j > 0`` by the
+line ``z_j`` or ``0`` (whichever it equals at the iterate), each ``U_j`` by the piece of the
+iterate's order. That linear function lies below ``y`` on the whole box whatever the iterate
+is, so its minimum over the box is a sound bound at every step; the best is kept. Upper
+bounds are lower bounds of ``-y``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ringcert.layers.registry import layer_type
+from ringcert.verify.bounds.crown import FLOAT_SLACK, backward, crown_layer_bounds, select_refined
+from ringcert.verify.bounds.network import NetworkBounds
+
+Interval = tuple[torch.Tensor, torch.Tensor]
+
+ENVELOPE_STEPS = 30
+"""Projected Adam steps per neuron (each gives a sound bound; the best is kept)."""
+
+ENVELOPE_LR = 0.1
+"""Adam's step in the box's 0-1 coordinates."""
+
+CHUNK_ENTRIES = 1 << 22
+"""Rows per batch: their gathered (row, feeding neuron, pixel) tensors hold at most this many
+numbers."""
+
+
+@dataclass(frozen=True, eq=False)
+class FirstBlock:
+    """A network's first ``affine -> ReLU -> affine`` block, as the envelope bound needs it.
+
+    ``relu``: the first ReLU layer's index. ``end``: the layer whose output the block
+    bounds (the last affine layer before the second nonlinearity). ``pixels`` and
+    ``weights`` (H1, K): per first-layer neuron, the input elements it reads and their
+    weights (padded with weight 0); ``first_bias`` (H1,). ``second`` (H2, H1, scipy CSR) and
+    ``second_bias`` (H2,): the affine map from the first ReLU layer's output to layer
+    ``end``'s output. It depends on the weights only: built once per network (``of``)."""
+
+    relu: int
+    end: int
+    pixels: torch.Tensor
+    weights: torch.Tensor
+    first_bias: torch.Tensor
+    second: object
+    second_bias: np.ndarray
+
+    @classmethod
+    def of(cls, network: nn.Sequential, input_shape: tuple[int, ...]) -> FirstBlock | None:
+        """The block of ``network`` on inputs of ``input_shape``; None when the network does
+        not start ``affine layers -> ReLU -> affine layers -> ReLU or MaxPool``."""
+        ops = [layer_type(layer, "bound propagation") for layer in network]
+        relu = next((i for i, layer in enumerate(network) if isinstance(layer, nn.ReLU)), None)
+        if relu is None or relu == 0 or not all(op.affine for op in ops[:relu]):
+            return None
+        after = next((i for i in range(relu + 1, len(network)) if not ops[i].affine), None)
+        if after is None or after == relu + 1:
+            return None
+        first, first_bias, shape = _compose(network, range(relu), input_shape)
+        second, second_bias, _ = _compose(network, range(relu + 1, after), shape)
+        first = first.tocsr()
+        counts = np.diff(first.indptr)
+        width = max(1, int(counts.max(initial=0)))
+        rows = np.repeat(np.arange(first.shape[0]), counts)
+        slots = np.arange(first.nnz) - first.indptr[rows]
+        pixels = np.zeros((first.shape[0], width), dtype=np.int64)
+        weights = np.zeros((first.shape[0], width))
+        pixels[rows, slots], weights[rows, slots] = first.indices, first.data
+        return cls(relu=relu, end=after - 1, pixels=torch.from_numpy(pixels),
+                   weights=torch.from_numpy(weights),
+                   first_bias=torch.from_numpy(np.asarray(first_bias, dtype=np.float64)),
+                   second=second.tocsr(), second_bias=np.asarray(second_bias, dtype=np.float64))
+
+
+def _compose(network: nn.Sequential, indices: range, shape: tuple[int, ...]):
+    """The affine layers ``indices`` as one sparse matrix and bias (float64), and the output
+    shape."""
+    import scipy.sparse as sp
+
+    size = int(np.prod(shape))
+    matrix, bias = sp.identity(size, format="csr"), np.zeros(size)
+    for i in indices:
+        step, step_bias, shape = layer_type(network[i], "bound propagation").affine_map(network[i], shape)
+        matrix, bias = step @ matrix, step @ bias + step_bias
+    return matrix, bias, shape
+
+
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """Padded per-row terms of ``sum_j coef_j ReLU(z_j)``: ``near`` terms are exact or convex
+    (``coef > 0``, or an active neuron), ``far`` terms take the concave envelope (``coef <
+    0`` on an unstable neuron); ``*_neuron`` index the first layer (0 with coef 0 pads)."""
+
+    near_neuron: torch.Tensor
+    near_coef: torch.Tensor
+    far_neuron: torch.Tensor
+    far_coef: torch.Tensor
+    bias: torch.Tensor
+
+
+def _padded(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, count: int
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entries (row, column, value), sorted by row, as padded (count, width) tensors."""
+    per_row = np.bincount(rows, minlength=count)
+    width = max(1, int(per_row.max(initial=0)))
+    starts = np.concatenate([[0], np.cumsum(per_row)[:-1]])
+    slots = np.arange(rows.shape[0]) - starts[rows]
+    neuron = np.zeros((count, width), dtype=np.int64)
+    coef = np.zeros((count, width))
+    neuron[rows, slots], coef[rows, slots] = columns, values
+    return torch.from_numpy(neuron), torch.from_numpy(coef)
+
+
+def _rows(coef, bias: np.ndarray, lower1: np.ndarray, upper1: np.ndarray) -> _Rows:
+    """The rows ``coef . ReLU(z) + bias`` (``coef`` a scipy sparse (R, H1) matrix), as terms."""
+    part = coef.tocoo()
+    rows, columns, values = part.row, part.col, part.data
+    order = np.argsort(rows, kind="stable")
+    rows, columns, values = rows[order], columns[order], values[order]
+    live = upper1[columns] > 0  # inactive neurons contribute 0
+    active = lower1[columns] >= 0
+    near = live & ((values > 0) | active)
+    far = live & ~near
+    count = coef.shape[0]
+    near_neuron, near_coef = _padded(rows[near], columns[near], values[near], count)
+    far_neuron, far_coef = _padded(rows[far], columns[far], values[far], count)
+    return _Rows(near_neuron=near_neuron, near_coef=near_coef, far_neuron=far_neuron,
+                 far_coef=far_coef, bias=torch.from_numpy(np.asarray(bias, dtype=np.float64)))
+
+
+@dataclass(frozen=True, eq=False)
+class _Box:
+    """The input box, flat (float64), and per first-layer neuron its pixels' orientation:
+    ``base`` (the end that makes ``w_i x_i`` smallest), ``delta`` (signed: ``x = base + t
+    delta``), ``reach = |w| (hi - lo)``, and its exact pre-activation bounds."""
+
+    lo: torch.Tensor
+    hi: torch.Tensor
+    base: torch.Tensor
+    delta: torch.Tensor
+    reach: torch.Tensor
+    lower1: torch.Tensor
+    upper1: torch.Tensor
+
+    @classmethod
+    def of(cls, block: FirstBlock, lo: torch.Tensor, hi: torch.Tensor) -> _Box:
+        lo, hi = lo.detach().double().flatten(), hi.detach().double().flatten()
+        w = block.weights
+        plo, phi = lo[block.pixels], hi[block.pixels]
+        positive = w >= 0
+        base = torch.where(positive, plo, phi)
+        delta = torch.where(positive, phi - plo, plo - phi)
+        reach = w.abs() * (phi - plo)
+        lower1 = block.first_bias + (w * base).sum(1)
+        return cls(lo=lo, hi=hi, base=base, delta=delta, reach=reach, lower1=lower1,
+                   upper1=lower1 + reach.sum(1))
+
+
+@dataclass(frozen=True, eq=False)
+class _Terms:
+    """A batch of rows' terms with everything the steps read gathered once: per near term
+    its pixels, weights, bias and coefficient; per far term its pixels and their orientation
+    (``base``, ``delta``, ``moving``: ``delta != 0``), ``reach``, the neuron's lower bound and
+    its coefficient."""
+
+    near_pixels: torch.Tensor
+    near_weights: torch.Tensor
+    near_bias: torch.Tensor
+    near_coef: torch.Tensor
+    far_pixels: torch.Tensor
+    far_base: torch.Tensor
+    far_delta: torch.Tensor
+    far_moving: torch.Tensor
+    far_reach: torch.Tensor
+    far_floor: torch.Tensor
+    far_coef: torch.Tensor
+    bias: torch.Tensor
+
+    @classmethod
+    def of(cls, block: FirstBlock, box: _Box, rows: _Rows, part: slice) -> _Terms:
+        near, far = rows.near_neuron[part], rows.far_neuron[part]
+        delta = box.delta[far]
+        moving = delta != 0
+        return cls(near_pixels=block.pixels[near].flatten(1), near_weights=block.weights[near],
+                   near_bias=block.first_bias[near], near_coef=rows.near_coef[part],
+                   far_pixels=block.pixels[far].flatten(1), far_base=box.base[far],
+                   far_delta=torch.where(moving, delta, torch.ones_like(delta)), far_moving=moving,
+                   far_reach=box.reach[far], far_floor=box.lower1[far][..., None],
+                   far_coef=rows.far_coef[part], bias=rows.bias[part])
+
+
+def _linearize(terms: _Terms, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the linear function ``g . x' + h`` below the row's value on the whole box that
+    the linearization at ``x`` (R, P) gives; returns ``(g, h)``."""
+    g = torch.zeros_like(x)
+    # near terms: coef * z (slope 1) or 0, whichever ReLU(z) equals at x (any is a lower line)
+    w = terms.near_weights
+    z = (w * torch.gather(x, 1, terms.near_pixels).view(w.shape)).sum(2) + terms.near_bias
+    slope = ((terms.near_coef < 0) | (z > 0)).to(x.dtype) * terms.near_coef  # (R, M)
+    g.scatter_add_(1, terms.near_pixels, (slope[..., None] * w).flatten(1))
+    h = terms.bias + (slope * terms.near_bias).sum(1)
+    # far terms: coef * (the envelope's piece for the order of t at x)
+    base, delta = terms.far_base, terms.far_delta
+    t = (torch.gather(x, 1, terms.far_pixels).view(base.shape) - base) / delta
+    t = torch.where(terms.far_moving, t, 0.0)
+    order = torch.argsort(t.float(), dim=2, descending=True)  # any order gives a sound piece
+    climbed = (terms.far_floor + torch.gather(terms.far_reach, 2, order).cumsum(2)).clamp(min=0)
+    gain = torch.diff(climbed, dim=2, prepend=torch.zeros_like(climbed[..., :1]))
+    gain = torch.empty_like(gain).scatter_(2, order, gain)  # back to pixel order
+    per_pixel = gain / delta * terms.far_coef[..., None]  # gain is 0 where a pixel is fixed
+    g.scatter_add_(1, terms.far_pixels, per_pixel.flatten(1))
+    return g, h - (per_pixel * base).sum((1, 2))
+
+
+def _minimum(g: torch.Tensor, h: torch.Tensor, box: _Box) -> torch.Tensor:
+    return (g.clamp(min=0) * box.lo + g.clamp(max=0) * box.hi).sum(1) + h
+
+
+def envelope_bounds(block: FirstBlock, lo: torch.Tensor, hi: torch.Tensor, chosen: torch.Tensor,
+                    *, steps: int = ENVELOPE_STEPS, lr: float = ENVELOPE_LR) -> Interval:
+    """Sound lower and upper bounds (float64) of the neurons ``chosen`` (flat indices into
+    layer ``block.end``'s output) over the box ``[lo, hi]``; see the module docstring."""
+    import scipy.sparse as sp
+
+    picked = block.second[chosen.cpu().numpy()]
+    bias = block.second_bias[chosen.cpu().numpy()]
+    values = envelope_lower(block, lo, hi, sp.vstack([picked, -picked]), np.concatenate([bias, -bias]),
+                            steps=steps, lr=lr)
+    half = chosen.numel()
+    return values[:half], -values[half:]
+
+
+def envelope_lower(block: FirstBlock, lo: torch.Tensor, hi: torch.Tensor, coef, bias: np.ndarray,
+                   *, steps: int = ENVELOPE_STEPS, lr: float = ENVELOPE_LR) -> torch.Tensor:
+    """Sound lower bounds (float64) of ``coef . ReLU(z(x)) + bias`` over the box, one per row
+    of ``coef`` (scipy sparse, (R, H1): over the first ReLU layer's output)."""
+    box = _Box.of(block, lo, hi)
+    rows = _rows(coef, bias, box.lower1.numpy(), box.upper1.numpy())
+    count = rows.bias.shape[0]
+    per_row = block.pixels.shape[1] * (rows.near_neuron.shape[1] + rows.far_neuron.shape[1])
+    chunk = max(1, CHUNK_ENTRIES // per_row)
+    found = []
+    for start in range(0, count, chunk):
+        terms = _Terms.of(block, box, rows, slice(start, start + chunk))
+        found.append(_chunk_lower(terms, box, steps=steps, lr=lr))
+    return torch.cat(found)
+
+
+def _chunk_lower(terms: _Terms, box: _Box, *, steps: int, lr: float) -> torch.Tensor:
+    """One batch of rows: projected Adam on the point (in the box's 0-1 coordinates) and a
+    linearization at every iterate; the bound is the best of each linearization's and of
+    their running average's (any convex combination of lower bounds is one: the average
+    of subgradients is what certifies a subgradient method's progress, and here it beats
+    the single linearizations by far). Weighting later iterates more, or optimizing the
+    combination's weights, measured no better per second."""
+    width = box.hi - box.lo
+    size = terms.bias.shape[0]
+    u = torch.full((size, box.lo.shape[0]), 0.5, dtype=torch.float64)
+    moment, second = torch.zeros_like(u), torch.zeros_like(u)
+    g_sum, h_sum = torch.zeros_like(u), torch.zeros(size, dtype=torch.float64)
+    best = torch.full((size,), -torch.inf, dtype=torch.float64)
+    for step in range(steps + 1):
+        g, h = _linearize(terms, box.lo + u * width)
+        g_sum, h_sum = g_sum + g, h_sum + h
+        best = torch.maximum(best, torch.maximum(_minimum(g, h, box),
+                                                 _minimum(g_sum / (step + 1), h_sum / (step + 1), box)))
+        if step == steps:
+            break
+        grad = g * width  # f's subgradient in u
+        moment.mul_(0.9).add_(grad, alpha=0.1)
+        second.mul_(0.999).addcmul_(grad, grad, value=0.001)
+        corrected = (moment / (1 - 0.9 ** (step + 1))) / (
+            (second / (1 - 0.999 ** (step + 1))).sqrt() + 1e-12)
+        u = (u - lr * corrected).clamp(0.0, 1.0)
+    return best
+
+
+def _outward(value: torch.Tensor, *, sign: float) -> torch.Tensor:
+    """A float64 bound moved outward (``sign`` -1 for lower bounds) by CROWN's float slack,
+    as float32 (the slack is far larger than the cast's rounding)."""
+    return (value + sign * FLOAT_SLACK * (1 + value.abs())).float()
+
+
+def tightened_bounds(network: nn.Sequential, block: FirstBlock, bounds: NetworkBounds, *,
+                     steps: int = ENVELOPE_STEPS) -> NetworkBounds:
+    """``bounds`` (CROWN's) with the envelope bound on the neurons of layer ``block.end``
+    that CROWN refines there (the unstable ones before a ReLU), each kept only where it is
+    tighter, and every later layer's CROWN bounds recomputed on them."""
+    lo, hi = bounds.input
+    lower, upper = bounds.layers[block.end]
+    select = select_refined(network, block.end, (lower, upper))
+    chosen = torch.zeros(0, dtype=torch.long) if select is None else select.flatten().nonzero()[:, 0]
+    if chosen.numel() == 0:
+        return bounds
+    low, up = envelope_bounds(block, lo, hi, chosen, steps=steps)
+    flat_l, flat_u = lower.flatten().clone(), upper.flatten().clone()
+    flat_l[chosen] = torch.maximum(flat_l[chosen], _outward(low, sign=-1.0).to(lower.dtype))
+    flat_u[chosen] = torch.minimum(flat_u[chosen], _outward(up, sign=1.0).to(upper.dtype))
+    given = {block.end: (flat_l.reshape(lower.shape), flat_u.reshape(upper.shape))}
+    return NetworkBounds(input=(lo, hi), layers=crown_layer_bounds(network, lo, hi, given=given))
+
+
+def envelope_rows(network: nn.Sequential, block: FirstBlock, bounds: NetworkBounds,
+                  rows: torch.Tensor, alphas: dict[int, torch.Tensor] | None, *,
+                  steps: int = ENVELOPE_STEPS) -> torch.Tensor:
+    """Sound lower bounds (float64, one per row) of ``rows . F(x)`` (rows over the logits)
+    over the box: CROWN's backward pass (with ``alphas``' slopes) down to the first ReLU
+    layer's output, then the envelope bound instead of the triangle below it."""
+    import scipy.sparse as sp
+
+    inputs = bounds.inputs
+    coef, bias = backward(network, inputs, rows, last=len(network) - 1, first=block.relu + 1,
+                          alphas=alphas)
+    matrix = sp.csr_matrix(coef.detach().flatten(1).double().numpy())
+    return envelope_lower(block, *bounds.input, matrix, bias.detach().double().numpy(), steps=steps)
