@@ -123,6 +123,11 @@ class AlphaCrown(_BoundVerifier):
         return result
 
 
+ENVELOPE_MIN_SECONDS = 20.0
+"""The least time limit the envelope stage starts under (its queries take seconds to a minute
+on the seed classifier)."""
+
+
 class Envelope(AlphaCrown):
     """alpha-CROWN on tighter layer bounds: each first-layer ReLU relaxed by its convex hull
     over the input box (Tjandraatmadja et al., NeurIPS 2020) where the second affine layer is
@@ -131,7 +136,8 @@ class Envelope(AlphaCrown):
     to a minute on the seed classifier (benchmarks/README.md), against alpha-CROWN's tenth of
     a second, so in a cascade it runs only when ``max_gap`` admits the hint's bound, and
     answers UNKNOWN (``skipped_unsupported``) on a network that does not start ``affine ->
-    ReLU -> affine``."""
+    ReLU -> affine``. It cannot be interrupted, so under a time limit below
+    ``ENVELOPE_MIN_SECONDS`` it is skipped (``skipped_time``)."""
 
     kind = VerifierKind.ENVELOPE
 
@@ -155,6 +161,8 @@ class Envelope(AlphaCrown):
         if (self.max_gap is not None and hint is not None and hint.bound is not None
                 and hint.bound < -self.max_gap):
             return skipped(self.kind, hint, UnknownReason.SKIPPED_GAP)
+        if time_limit is not None and time_limit < ENVELOPE_MIN_SECONDS:
+            return skipped(self.kind, hint, UnknownReason.SKIPPED_TIME)
         if self._first_block(problem) is None:
             return skipped(self.kind, hint, UnknownReason.SKIPPED_UNSUPPORTED)
         return _BoundVerifier._run(self, problem, eps, hint=hint, warm_start=warm_start,

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ringcert.verify.bounds import BoundMethod, envelope, margin_bound, network_bounds
-from ringcert.verify.propagation import Envelope
+from ringcert.verify.propagation import ENVELOPE_MIN_SECONDS, Crown, Envelope
 from ringcert.vocabulary import Status, UnknownReason
 from tests.fixtures import (
     MILP_CASES,
@@ -176,3 +176,18 @@ def test_envelope_margin_bound_holds_and_is_at_least_crowns(builder, seed: int) 
 def test_a_network_that_starts_with_a_max_pool_block_has_none() -> None:
     assert envelope.FirstBlock.of(pooled(0), (1, 1, 3)) is None
     assert envelope.FirstBlock.of(mlp(0), (1, 2, 2)) is not None
+
+
+def test_the_stage_is_skipped_far_from_a_proof_and_short_of_time() -> None:
+    network, shape = seed_like(0)
+    problem = make_problem(network, shape, 0, 2)
+    eps = random_eps(problem, 0, 0.3)
+    crown = Crown().verify(problem, eps)
+    assert crown.bound is not None and crown.bound < -0.5
+    far = Envelope(max_gap=0.5).verify(problem, eps, hint=crown)
+    assert far.status is Status.UNKNOWN and far.reason is UnknownReason.SKIPPED_GAP
+    assert far.bound == crown.bound
+    short = Envelope().verify(problem, eps, time_limit=ENVELOPE_MIN_SECONDS / 2)
+    assert short.status is Status.UNKNOWN and short.reason is UnknownReason.SKIPPED_TIME
+    ran = Envelope().verify(problem, eps, time_limit=ENVELOPE_MIN_SECONDS * 2)
+    assert ran.reason is not UnknownReason.SKIPPED_TIME and ran.bound is not None

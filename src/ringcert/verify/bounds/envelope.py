@@ -39,7 +39,7 @@ from ringcert.verify.bounds.network import NetworkBounds
 
 Interval = tuple[torch.Tensor, torch.Tensor]
 
-ENVELOPE_STEPS = 30
+ENVELOPE_STEPS = 20
 """Projected Adam steps per neuron (each gives a sound bound; the best is kept)."""
 
 ENVELOPE_LR = 0.1
@@ -111,10 +111,14 @@ def _compose(network: nn.Sequential, indices: range, shape: tuple[int, ...]):
 
 @dataclass(frozen=True, eq=False)
 class _Rows:
-    """Padded per-row terms of ``sum_j coef_j ReLU(z_j)``: ``near`` terms are exact or convex
-    (``coef > 0``, or an active neuron), ``far`` terms take the concave envelope (``coef <
-    0`` on an unstable neuron); ``*_neuron`` index the first layer (0 with coef 0 pads)."""
+    """Padded per-row terms of ``sum_j coef_j ReLU(z_j)``: ``fixed`` terms are on active
+    neurons (exactly ``coef_j z_j``), ``near`` terms on unstable neurons with ``coef_j > 0``
+    (the ReLU is convex: its lines), ``far`` terms on unstable neurons with ``coef_j < 0``
+    (the concave envelope's pieces); ``*_neuron`` index the first layer (coefficient 0 pads).
+    Inactive neurons contribute nothing."""
 
+    fixed_neuron: torch.Tensor
+    fixed_coef: torch.Tensor
     near_neuron: torch.Tensor
     near_coef: torch.Tensor
     far_neuron: torch.Tensor
@@ -141,15 +145,16 @@ def _rows(coef, bias: np.ndarray, lower1: np.ndarray, upper1: np.ndarray) -> _Ro
     rows, columns, values = part.row, part.col, part.data
     order = np.argsort(rows, kind="stable")
     rows, columns, values = rows[order], columns[order], values[order]
-    live = upper1[columns] > 0  # inactive neurons contribute 0
     active = lower1[columns] >= 0
-    near = live & ((values > 0) | active)
-    far = live & ~near
+    unstable = ~active & (upper1[columns] > 0)
     count = coef.shape[0]
-    near_neuron, near_coef = _padded(rows[near], columns[near], values[near], count)
-    far_neuron, far_coef = _padded(rows[far], columns[far], values[far], count)
-    return _Rows(near_neuron=near_neuron, near_coef=near_coef, far_neuron=far_neuron,
-                 far_coef=far_coef, bias=torch.from_numpy(np.asarray(bias, dtype=np.float64)))
+    kinds = {name: _padded(rows[where], columns[where], values[where], count)
+             for name, where in (("fixed", active), ("near", unstable & (values > 0)),
+                                 ("far", unstable & (values < 0)))}
+    return _Rows(fixed_neuron=kinds["fixed"][0], fixed_coef=kinds["fixed"][1],
+                 near_neuron=kinds["near"][0], near_coef=kinds["near"][1],
+                 far_neuron=kinds["far"][0], far_coef=kinds["far"][1],
+                 bias=torch.from_numpy(np.asarray(bias, dtype=np.float64)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,56 +187,62 @@ class _Box:
 
 @dataclass(frozen=True, eq=False)
 class _Terms:
-    """A batch of rows' terms with everything the steps read gathered once: per near term
-    its pixels, weights, bias and coefficient; per far term its pixels and their orientation
-    (``base``, ``delta``, ``moving``: ``delta != 0``), ``reach``, the neuron's lower bound and
-    its coefficient."""
+    """A batch of rows' terms with everything the steps read computed once: the fixed terms'
+    linear function (``fixed_g``, ``fixed_h``); per near term its pixels, weights, bias and
+    coefficient; per far term its pixels, their orientation (``base``; ``inv_delta``, 0 on a
+    fixed pixel, so that ``t = (x - base) inv_delta``), ``reach``, the neuron's lower bound,
+    and the coefficient over ``delta`` (``scale``, 0 on a fixed pixel)."""
 
+    fixed_g: torch.Tensor
+    fixed_h: torch.Tensor
     near_pixels: torch.Tensor
     near_weights: torch.Tensor
     near_bias: torch.Tensor
     near_coef: torch.Tensor
     far_pixels: torch.Tensor
     far_base: torch.Tensor
-    far_delta: torch.Tensor
-    far_moving: torch.Tensor
+    far_inv_delta: torch.Tensor
     far_reach: torch.Tensor
     far_floor: torch.Tensor
-    far_coef: torch.Tensor
-    bias: torch.Tensor
+    far_scale: torch.Tensor
 
     @classmethod
     def of(cls, block: FirstBlock, box: _Box, rows: _Rows, part: slice) -> _Terms:
-        near, far = rows.near_neuron[part], rows.far_neuron[part]
+        fixed, near, far = rows.fixed_neuron[part], rows.near_neuron[part], rows.far_neuron[part]
+        coef = rows.fixed_coef[part]
+        fixed_g = torch.zeros((coef.shape[0], box.lo.shape[0]), dtype=torch.float64)
+        fixed_g.scatter_add_(1, block.pixels[fixed].flatten(1),
+                             (coef[..., None] * block.weights[fixed]).flatten(1))
         delta = box.delta[far]
         moving = delta != 0
-        return cls(near_pixels=block.pixels[near].flatten(1), near_weights=block.weights[near],
+        inv_delta = torch.where(moving, 1.0 / torch.where(moving, delta, 1.0), 0.0)
+        return cls(fixed_g=fixed_g, fixed_h=rows.bias[part] + (coef * block.first_bias[fixed]).sum(1),
+                   near_pixels=block.pixels[near].flatten(1), near_weights=block.weights[near],
                    near_bias=block.first_bias[near], near_coef=rows.near_coef[part],
                    far_pixels=block.pixels[far].flatten(1), far_base=box.base[far],
-                   far_delta=torch.where(moving, delta, torch.ones_like(delta)), far_moving=moving,
-                   far_reach=box.reach[far], far_floor=box.lower1[far][..., None],
-                   far_coef=rows.far_coef[part], bias=rows.bias[part])
+                   far_inv_delta=inv_delta, far_reach=box.reach[far],
+                   far_floor=box.lower1[far][..., None],
+                   far_scale=rows.far_coef[part][..., None] * inv_delta)
 
 
 def _linearize(terms: _Terms, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, the linear function ``g . x' + h`` below the row's value on the whole box that
     the linearization at ``x`` (R, P) gives; returns ``(g, h)``."""
-    g = torch.zeros_like(x)
-    # near terms: coef * z (slope 1) or 0, whichever ReLU(z) equals at x (any is a lower line)
+    g = terms.fixed_g.clone()
+    # near terms: coef * z (slope 1) or 0, whichever ReLU(z) equals at x (either is a lower line)
     w = terms.near_weights
     z = (w * torch.gather(x, 1, terms.near_pixels).view(w.shape)).sum(2) + terms.near_bias
-    slope = ((terms.near_coef < 0) | (z > 0)).to(x.dtype) * terms.near_coef  # (R, M)
+    slope = (z > 0).to(x.dtype) * terms.near_coef  # (R, M)
     g.scatter_add_(1, terms.near_pixels, (slope[..., None] * w).flatten(1))
-    h = terms.bias + (slope * terms.near_bias).sum(1)
+    h = terms.fixed_h + (slope * terms.near_bias).sum(1)
     # far terms: coef * (the envelope's piece for the order of t at x)
-    base, delta = terms.far_base, terms.far_delta
-    t = (torch.gather(x, 1, terms.far_pixels).view(base.shape) - base) / delta
-    t = torch.where(terms.far_moving, t, 0.0)
+    base = terms.far_base
+    t = (torch.gather(x, 1, terms.far_pixels).view(base.shape) - base) * terms.far_inv_delta
     order = torch.argsort(t.float(), dim=2, descending=True)  # any order gives a sound piece
     climbed = (terms.far_floor + torch.gather(terms.far_reach, 2, order).cumsum(2)).clamp(min=0)
     gain = torch.diff(climbed, dim=2, prepend=torch.zeros_like(climbed[..., :1]))
     gain = torch.empty_like(gain).scatter_(2, order, gain)  # back to pixel order
-    per_pixel = gain / delta * terms.far_coef[..., None]  # gain is 0 where a pixel is fixed
+    per_pixel = gain * terms.far_scale
     g.scatter_add_(1, terms.far_pixels, per_pixel.flatten(1))
     return g, h - (per_pixel * base).sum((1, 2))
 
@@ -261,7 +272,7 @@ def envelope_lower(block: FirstBlock, lo: torch.Tensor, hi: torch.Tensor, coef, 
     box = _Box.of(block, lo, hi)
     rows = _rows(coef, bias, box.lower1.numpy(), box.upper1.numpy())
     count = rows.bias.shape[0]
-    per_row = block.pixels.shape[1] * (rows.near_neuron.shape[1] + rows.far_neuron.shape[1])
+    per_row = block.pixels.shape[1] * (rows.near_neuron.shape[1] + rows.far_neuron.shape[1]) + len(box.lo)
     chunk = max(1, CHUNK_ENTRIES // per_row)
     found = []
     for start in range(0, count, chunk):
@@ -278,7 +289,7 @@ def _chunk_lower(terms: _Terms, box: _Box, *, steps: int, lr: float) -> torch.Te
     the single linearizations by far). Weighting later iterates more, or optimizing the
     combination's weights, measured no better per second."""
     width = box.hi - box.lo
-    size = terms.bias.shape[0]
+    size = terms.fixed_h.shape[0]
     u = torch.full((size, box.lo.shape[0]), 0.5, dtype=torch.float64)
     moment, second = torch.zeros_like(u), torch.zeros_like(u)
     g_sum, h_sum = torch.zeros_like(u), torch.zeros(size, dtype=torch.float64)
