@@ -10,10 +10,14 @@ conv2):
    for one hidden layer the optimized lower slopes are the LP's dual), from the MILP
    (HiGHS, the sound dual bound after ``--milp-seconds``; exact when it finishes) and the
    range sampled at uniform and corner points (an inner bound);
-2. the top-k margin bound from alpha-CROWN with sound (CROWN) intermediate bounds, and the
-   same bound with every intermediate bound replaced by the range sampled at uniform,
-   corner and PGD points: NOT a sound bound, an optimistic limit of what tighter
-   intermediate bounds could buy, next to the attack's smallest margin.
+   and from the envelope bound (``verify/bounds/envelope.py``: the hull, by projected steps
+   and averaged linearizations, sound at every step);
+2. the top-k margin bound from alpha-CROWN with sound (CROWN) intermediate bounds, with the
+   envelope's intermediate bounds, and the envelope verifier's (those bounds and the margin
+   rows through the hull), and the same bound with every intermediate bound replaced by
+   the range sampled at uniform, corner and PGD points: NOT a sound bound, an optimistic
+   limit of what tighter intermediate bounds could buy, next to the attack's smallest
+   margin.
 
     python benchmarks/looseness.py OUT/pgd/0-left.json --model pgd --scale 1.1 [--milp-seconds 0]
 """
@@ -35,8 +39,10 @@ from ringcert.layers.registry import layer_type
 from ringcert.models.modelfile import load_model
 from ringcert.samples import sample_problem, test_sample
 from ringcert.verify.attack import pgd_attack
+from ringcert.verify.bounds.envelope import FirstBlock, envelope_bounds, tightened_bounds
 from ringcert.verify.bounds.margin import margin_bound
 from ringcert.verify.bounds.network import BoundMethod, NetworkBounds, network_bounds
+from ringcert.verify.propagation import Envelope
 from ringcert.vocabulary import Side
 
 
@@ -234,6 +240,7 @@ def main() -> None:
     parser.add_argument("--milp-seconds", type=float, default=15.0, help="0: no MILP column")
     parser.add_argument("--rounds", type=int, default=3, help="facet re-selection rounds")
     parser.add_argument("--samples", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=20, help="envelope steps")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with open(args.analysis) as handle:
@@ -257,8 +264,10 @@ def main() -> None:
     low2, up2 = (t.flatten() for t in crown.layers[2])
     unstable = ((low2 < 0) & (up2 > 0)).nonzero().flatten().numpy()
     picked = np.random.default_rng(0).choice(unstable, size=min(args.neurons, len(unstable)), replace=False)
+    block = FirstBlock.of(network, shape)
+    hull_low, hull_up = envelope_bounds(block, lo, hi, torch.from_numpy(picked), steps=args.steps)
     rows, widths = [], []
-    for neuron in picked:
+    for place, neuron in enumerate(picked):
         began = time.perf_counter()
         local = Local.of(first, second, int(neuron), box, relu1)
         lp = neuron_range(local, integral=False, seconds=600.0)
@@ -268,8 +277,10 @@ def main() -> None:
                  if args.milp_seconds > 0 else (np.nan, np.nan, False))
         sampled = (float(inner[2][0].flatten()[neuron]), float(inner[2][1].flatten()[neuron]))
         width = [float(up2[neuron] - low2[neuron]), lp[1] - lp[0], hull[1] - hull[0],
-                 facets[1] - facets[0], exact[1] - exact[0], sampled[1] - sampled[0]]
+                 facets[1] - facets[0], float(hull_up[place] - hull_low[place]),
+                 exact[1] - exact[0], sampled[1] - sampled[0]]
         assert facets[0] <= sampled[0] + 1e-6 and facets[1] >= sampled[1] - 1e-6, "unsound facets"
+        assert hull_low[place] <= sampled[0] + 1e-6 and hull_up[place] >= sampled[1] - 1e-6, "unsound"
         widths.append(width)
         optimal = ("yes" if exact[2] else "no (dual bound)") if args.milp_seconds > 0 else "-"
         rows.append([int(neuron), *width, optimal, time.perf_counter() - began])
@@ -277,13 +288,27 @@ def main() -> None:
           f"{len(unstable)} unstable second-layer ReLUs (CROWN), "
           f"{int(((crown.layers[0][0] < 0) & (crown.layers[0][1] > 0)).sum())} in the first layer")
     print(table(["neuron", "CROWN width", "LP (best alpha) width", "single-neuron hull width",
-                 f"hull facets, {args.rounds} rounds", "MILP width", "sampled width",
+                 f"hull facets, {args.rounds} rounds", f"envelope, {args.steps} steps", "MILP width",
+                 "sampled width",
                  "MILP optimal", "seconds"], rows))
-    mean = np.mean(widths, axis=0)
-    names = ("CROWN", "LP", "hull", "facets", "MILP", "sampled")
-    print("mean width: " + ", ".join(f"{name} {value:.3f} ({value / mean[0]:.0%})"
-                                     for name, value in zip(names, mean, strict=True)))
+    if widths:  # --neurons 0: the margin bounds only
+        mean = np.mean(widths, axis=0)
+        names = ("CROWN", "LP", "hull", "facets", "envelope", "MILP", "sampled")
+        print("mean width: " + ", ".join(f"{name} {value:.3f} ({value / mean[0]:.0%})"
+                                         for name, value in zip(names, mean, strict=True)))
     sound = margin_bound(problem, eps, method=BoundMethod.ALPHA_CROWN, network_bounds=crown).lower
+    low3, up3 = crown.layers[block.end]
+    for label, select in (("its unstable neurons only", (low3 < 0) & (up3 > 0)),
+                          ("also the active ones a max-pool reads (the default)", None)):
+        began = time.perf_counter()
+        tight = tightened_bounds(network, block, crown, steps=args.steps, select=select)
+        on_tight = margin_bound(problem, eps, method=BoundMethod.ALPHA_CROWN, network_bounds=tight).lower
+        print(f"envelope on the second layer's bounds, {label}: alpha-CROWN {float(on_tight):.2f} "
+              f"({time.perf_counter() - began:.0f} s)")
+    began = time.perf_counter()
+    hull_bound = Envelope(envelope_steps=args.steps).verify(problem, eps).stats["raw_bound"]
+    print(f"envelope verifier (the default layer bounds, and the margin rows through the hull): "
+          f"{hull_bound:.2f} ({time.perf_counter() - began:.0f} s)")
     attacked = sampled_layers(network, attack.points)  # with the ranges above: every sample
     everything = [(torch.minimum(a, c), torch.maximum(b, d))
                   for (a, b), (c, d) in zip(inner, attacked, strict=True)]

@@ -21,8 +21,10 @@ section 2.7b). Rather than solving that LP, ``envelope_bounds`` runs projected A
 at every iterate, takes the linearization of ``f`` there: each ReLU with ``c_j > 0`` by the
 line ``z_j`` or ``0`` (whichever it equals at the iterate), each ``U_j`` by the piece of the
 iterate's order. That linear function lies below ``y`` on the whole box whatever the iterate
-is, so its minimum over the box is a sound bound at every step; the best is kept. Upper
-bounds are lower bounds of ``-y``.
+is, so its minimum over the box is a sound bound at every step; so is the running average of
+the linearizations (a convex combination of lower bounds), which is what converges to the
+LP's optimum. The best is kept. Upper bounds are lower bounds of ``-y``. Everything is
+float64; ``tightened_bounds`` moves the results out by CROWN's float slack.
 """
 
 from __future__ import annotations
@@ -272,7 +274,8 @@ def envelope_lower(block: FirstBlock, lo: torch.Tensor, hi: torch.Tensor, coef, 
     box = _Box.of(block, lo, hi)
     rows = _rows(coef, bias, box.lower1.numpy(), box.upper1.numpy())
     count = rows.bias.shape[0]
-    per_row = block.pixels.shape[1] * (rows.near_neuron.shape[1] + rows.far_neuron.shape[1]) + len(box.lo)
+    per_row = (block.pixels.shape[1] * (rows.near_neuron.shape[1] + rows.far_neuron.shape[1])
+               + box.lo.shape[0])
     chunk = max(1, CHUNK_ENTRIES // per_row)
     found = []
     for start in range(0, count, chunk):
@@ -317,13 +320,16 @@ def _outward(value: torch.Tensor, *, sign: float) -> torch.Tensor:
 
 
 def tightened_bounds(network: nn.Sequential, block: FirstBlock, bounds: NetworkBounds, *,
-                     steps: int = ENVELOPE_STEPS) -> NetworkBounds:
-    """``bounds`` (CROWN's) with the envelope bound on the neurons of layer ``block.end``
-    that CROWN refines there (the unstable ones before a ReLU), each kept only where it is
-    tighter, and every later layer's CROWN bounds recomputed on them."""
+                     steps: int = ENVELOPE_STEPS, select: torch.Tensor | None = None
+                     ) -> NetworkBounds:
+    """``bounds`` (CROWN's) with the envelope bound on the neurons ``select`` (a mask over
+    layer ``block.end``'s output; default: those CROWN refines there, the unstable ones
+    before a ReLU and, where that ReLU feeds a max-pool, the active ones too), each kept
+    only where it is tighter, and every later layer's CROWN bounds recomputed on them."""
     lo, hi = bounds.input
     lower, upper = bounds.layers[block.end]
-    select = select_refined(network, block.end, (lower, upper))
+    if select is None:
+        select = select_refined(network, block.end, (lower, upper))
     chosen = torch.zeros(0, dtype=torch.long) if select is None else select.flatten().nonzero()[:, 0]
     if chosen.numel() == 0:
         return bounds
