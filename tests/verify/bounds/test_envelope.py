@@ -173,6 +173,14 @@ def test_envelope_margin_bound_holds_and_is_at_least_crowns(builder, seed: int) 
     assert hull.bound >= float(plain) - TOL
 
 
+def test_no_neurons_give_no_bounds() -> None:
+    network, shape = seed_like(0)
+    block = envelope.FirstBlock.of(network, shape)
+    low, up = envelope.envelope_bounds(block, torch.zeros(shape), torch.ones(shape),
+                                       torch.zeros(0, dtype=torch.long))
+    assert low.shape == (0,) and up.shape == (0,)
+
+
 def test_a_network_that_starts_with_a_max_pool_block_has_none() -> None:
     assert envelope.FirstBlock.of(pooled(0), (1, 1, 3)) is None
     assert envelope.FirstBlock.of(mlp(0), (1, 2, 2)) is not None

@@ -277,7 +277,7 @@ def envelope_lower(block: FirstBlock, lo: torch.Tensor, hi: torch.Tensor, coef, 
     per_row = (block.pixels.shape[1] * (rows.near_neuron.shape[1] + rows.far_neuron.shape[1])
                + box.lo.shape[0])
     chunk = max(1, CHUNK_ENTRIES // per_row)
-    found = []
+    found = [torch.zeros(0, dtype=torch.float64)]  # no rows: no bounds
     for start in range(0, count, chunk):
         terms = _Terms.of(block, box, rows, slice(start, start + chunk))
         found.append(_chunk_lower(terms, box, steps=steps, lr=lr))
