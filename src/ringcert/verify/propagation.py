@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
+from torch import nn
 
 from ringcert.problem import Problem
 from ringcert.verify.bounds import BoundMethod, NetworkBounds, envelope, margin_bound
@@ -141,12 +142,18 @@ class Envelope(AlphaCrown):
 
     kind = VerifierKind.ENVELOPE
 
-    def __init__(self, *, envelope_steps: int = envelope.ENVELOPE_STEPS, **settings: object) -> None:
-        """``envelope_steps``: steps of the hull bound per neuron and row; the other settings
-        are alpha-CROWN's (``max_gap`` gates on any hint with a bound)."""
-        super().__init__(**settings)  # type: ignore[arg-type]
+    def __init__(self, *, envelope_steps: int = envelope.ENVELOPE_STEPS, joint: bool = True,
+                 grid: int = 4, steps: int = 20, lr: float = 0.1, warm_steps: int | None = None,
+                 abs_padding: float = 1e-4, rel_padding: float = 1e-5,
+                 cache: LayerBoundsCache | None = None, max_gap: float | None = None) -> None:
+        """``envelope_steps``: steps of the hull bound per neuron and row; the others are
+        alpha-CROWN's (``max_gap`` gates on any hint with a bound)."""
+        super().__init__(joint=joint, grid=grid, steps=steps, lr=lr, warm_steps=warm_steps,
+                         abs_padding=abs_padding, rel_padding=rel_padding, cache=cache,
+                         max_gap=max_gap)
         self.envelope_steps = envelope_steps
-        self._block: tuple[object, tuple[int, ...], tuple[int, ...], envelope.FirstBlock | None] | None = None
+        self._block: tuple[nn.Module, tuple[int, ...], tuple[int, ...],
+                           envelope.FirstBlock | None] | None = None
 
     def _first_block(self, problem: Problem) -> envelope.FirstBlock | None:
         model, shape = problem.model, tuple(problem.image.shape)

@@ -23,8 +23,9 @@ SEARCH_ALPHA_GAP = 0.5
 
 ENVELOPE_GAP = 5.0
 """The cascade runs the envelope stage only on queries whose bound so far is above this
-negative: it lifts the bound by 1-2 logits on the seed classifier's boundary queries, at
-seconds to a minute each (benchmarks/README.md). Searches leave the stage out."""
+negative: it lifts alpha-CROWN's bound by 1.7-6 logits on the seed classifiers' queries just
+past alpha-CROWN's reach, at a minute or so each (benchmarks/README.md). Searches leave the
+stage out."""
 
 # Work limits instead of time limits, for runs that must not depend on the machine's load
 # (a query budget and no time limit): the complete stage stops after this many branches
