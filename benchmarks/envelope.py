@@ -28,6 +28,9 @@ from ringcert.vocabulary import Side, Status
 
 SCALES = (1.0, 1.05, 1.1, 1.2, 1.3, 1.4, 1.5, 1.75, 2.0, 2.5, 3.0)
 
+HEADERS = ["analysis", "ray scale", "alpha-CROWN proves", "envelope proves", "first alpha failure",
+           "alpha bound there", "envelope bound there", "envelope s/query", "ray left"]
+
 
 def climb(verifier, problem, eps: torch.Tensor) -> tuple[float, list[tuple[float, float, float]]]:
     """The largest scale on ``SCALES`` proved (0 if none) and (scale, bound, seconds) per query."""
@@ -66,13 +69,10 @@ def main() -> None:
         remaining["alpha-CROWN"].append(ray / alpha if alpha else float("inf"))
         remaining["envelope"].append(ray / proved if proved else float("inf"))
         rows.append([f"{record['image_index']}-{record['target']}", ray, alpha, proved, failed,
-                     alpha_asked[-1][1], at_failed, seconds, ray / max(proved, 1e-9)])
-        print(table(["analysis", "ray scale", "alpha-CROWN proves", "envelope proves", "first alpha failure",
-                     "alpha bound there", "envelope bound there", "envelope s/query", "ray left"],
-                    rows[-1:]), flush=True)
+                     alpha_asked[-1][1], at_failed, seconds, remaining["envelope"][-1]])
+        print(table(HEADERS, rows[-1:]), flush=True)
     print(f"\n{args.model}, {len(rows)} analyses")
-    print(table(["analysis", "ray scale", "alpha-CROWN proves", "envelope proves", "first alpha failure",
-                 "alpha bound there", "envelope bound there", "envelope s/query", "ray left"], rows))
+    print(table(HEADERS, rows))
     for name, values in remaining.items():
         print(f"median ray scale left after {name}: {float(np.median(values)):.3f}")
 

@@ -85,15 +85,9 @@ class FirstBlock:
         first, first_bias, shape = _compose(network, range(relu), input_shape)
         second, second_bias, _ = _compose(network, range(relu + 1, after), shape)
         first = first.tocsr()
-        counts = np.diff(first.indptr)
-        width = max(1, int(counts.max(initial=0)))
-        rows = np.repeat(np.arange(first.shape[0]), counts)
-        slots = np.arange(first.nnz) - first.indptr[rows]
-        pixels = np.zeros((first.shape[0], width), dtype=np.int64)
-        weights = np.zeros((first.shape[0], width))
-        pixels[rows, slots], weights[rows, slots] = first.indices, first.data
-        return cls(relu=relu, end=after - 1, pixels=torch.from_numpy(pixels),
-                   weights=torch.from_numpy(weights),
+        rows = np.repeat(np.arange(first.shape[0]), np.diff(first.indptr))
+        pixels, weights = _padded(rows, first.indices, first.data, first.shape[0])
+        return cls(relu=relu, end=after - 1, pixels=pixels, weights=weights,
                    first_bias=torch.from_numpy(np.asarray(first_bias, dtype=np.float64)),
                    second=second.tocsr(), second_bias=np.asarray(second_bias, dtype=np.float64))
 
