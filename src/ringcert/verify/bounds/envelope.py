@@ -121,6 +121,24 @@ class _Rows:
     far_coef: torch.Tensor
     bias: torch.Tensor
 
+    def terms(self) -> torch.Tensor:
+        """Per row, how many near and far terms it has (its padded columns hold coefficient 0)."""
+        return (self.near_coef != 0).sum(1) + (self.far_coef != 0).sum(1)
+
+    def take(self, index: torch.Tensor) -> _Rows:
+        """The rows ``index``, each kind's padding trimmed to the widest of them."""
+
+        def trimmed(neuron: torch.Tensor, coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            coef = coef[index]
+            width = max(1, int((coef != 0).sum(1).max()))  # index is never empty
+            return neuron[index, :width], coef[:, :width]
+
+        fixed, near, far = (trimmed(self.fixed_neuron, self.fixed_coef),
+                            trimmed(self.near_neuron, self.near_coef),
+                            trimmed(self.far_neuron, self.far_coef))
+        return _Rows(fixed_neuron=fixed[0], fixed_coef=fixed[1], near_neuron=near[0],
+                     near_coef=near[1], far_neuron=far[0], far_coef=far[1], bias=self.bias[index])
+
 
 def _padded(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, count: int
             ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,12 +201,19 @@ class _Box:
 
 @dataclass(frozen=True, eq=False)
 class _Terms:
-    """A batch of rows' terms with everything the steps read computed once: the fixed terms'
-    linear function (``fixed_g``, ``fixed_h``); per near term its pixels, weights, bias and
-    coefficient; per far term its pixels, their orientation (``base``; ``inv_delta``, 0 on a
-    fixed pixel, so that ``t = (x - base) inv_delta``), ``reach``, the neuron's lower bound,
+    """A batch of rows' terms with everything the steps read computed once, in each row's own
+    coordinates: ``pixels`` (R, Q) are the input elements the row reads (a row of the second
+    convolution reads its receptive field, 576 of 4,096 pixels on the seed classifier; padded
+    slots say 0 and have width 0), ``lo``, ``hi`` the box on them, and every ``*_pixels``
+    indexes those slots. Then the fixed
+    terms' linear function (``fixed_g``, ``fixed_h``); per near term its pixels, weights, bias
+    and coefficient; per far term its pixels, their orientation (``base``; ``inv_delta``, 0 on
+    a fixed pixel, so that ``t = (x - base) inv_delta``), ``reach``, the neuron's lower bound,
     and the coefficient over ``delta`` (``scale``, 0 on a fixed pixel)."""
 
+    pixels: torch.Tensor
+    lo: torch.Tensor
+    hi: torch.Tensor
     fixed_g: torch.Tensor
     fixed_h: torch.Tensor
     near_pixels: torch.Tensor
@@ -203,27 +228,55 @@ class _Terms:
     far_scale: torch.Tensor
 
     @classmethod
-    def of(cls, block: FirstBlock, box: _Box, rows: _Rows, part: slice) -> _Terms:
-        fixed, near, far = rows.fixed_neuron[part], rows.near_neuron[part], rows.far_neuron[part]
-        coef = rows.fixed_coef[part]
-        fixed_g = torch.zeros((coef.shape[0], box.lo.shape[0]), dtype=torch.float64)
-        fixed_g.scatter_add_(1, block.pixels[fixed].flatten(1),
-                             (coef[..., None] * block.weights[fixed]).flatten(1))
+    def of(cls, block: FirstBlock, box: _Box, rows: _Rows) -> _Terms:
+        fixed, near, far = rows.fixed_neuron, rows.near_neuron, rows.far_neuron
+        slot, pixels, lo, hi = _local(block, box, ((fixed, rows.fixed_coef), (near, rows.near_coef),
+                                           (far, rows.far_coef)))
+
+        def local(neuron: torch.Tensor) -> torch.Tensor:
+            return slot.gather(1, block.pixels[neuron].flatten(1))
+
+        coef = rows.fixed_coef
+        fixed_g = torch.zeros_like(lo).scatter_add_(1, local(fixed),
+                                                    (coef[..., None] * block.weights[fixed]).flatten(1))
         delta = box.delta[far]
         moving = delta != 0
         inv_delta = torch.where(moving, 1.0 / torch.where(moving, delta, 1.0), 0.0)
-        return cls(fixed_g=fixed_g, fixed_h=rows.bias[part] + (coef * block.first_bias[fixed]).sum(1),
-                   near_pixels=block.pixels[near].flatten(1), near_weights=block.weights[near],
-                   near_bias=block.first_bias[near], near_coef=rows.near_coef[part],
-                   far_pixels=block.pixels[far].flatten(1), far_base=box.base[far],
+        return cls(pixels=pixels, lo=lo, hi=hi, fixed_g=fixed_g,
+                   fixed_h=rows.bias + (coef * block.first_bias[fixed]).sum(1),
+                   near_pixels=local(near), near_weights=block.weights[near],
+                   near_bias=block.first_bias[near], near_coef=rows.near_coef,
+                   far_pixels=local(far), far_base=box.base[far],
                    far_inv_delta=inv_delta, far_reach=box.reach[far],
                    far_floor=box.lower1[far][..., None],
-                   far_scale=rows.far_coef[part][..., None] * inv_delta)
+                   far_scale=rows.far_coef[..., None] * inv_delta)
+
+
+def _local(block: FirstBlock, box: _Box, terms
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row, the pixels its terms (pairs of neuron and coefficient, padded with
+    coefficient 0) read: ``slot`` (R, P), each pixel's position among them (0 where unread:
+    only padding reads it, with coefficient 0); ``pixels`` (R, Q), the pixel in each
+    position; the box ``lo``, ``hi`` (R, Q) on them."""
+    size, count = terms[0][0].shape[0], box.lo.shape[0]
+    read = torch.zeros((size, count + 1), dtype=torch.bool)
+    for neuron, coef in terms:
+        pixels = torch.where((coef != 0)[..., None], block.pixels[neuron], count)
+        read.scatter_(1, pixels.flatten(1), True)
+    read = read[:, :count]
+    slot = (read.cumsum(1) - 1).clamp(min=0)
+    width = max(1, int(read.sum(1).max()))
+    row, pixel = read.nonzero(as_tuple=True)
+    where = (row, slot[row, pixel])
+    pixels = torch.zeros((size, width), dtype=torch.long)
+    lo, hi = torch.zeros((size, width), dtype=torch.float64), torch.zeros((size, width), dtype=torch.float64)
+    pixels[where], lo[where], hi[where] = pixel, box.lo[pixel], box.hi[pixel]
+    return slot, pixels, lo, hi
 
 
 def _linearize(terms: _Terms, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, the linear function ``g . x' + h`` below the row's value on the whole box that
-    the linearization at ``x`` (R, P) gives; returns ``(g, h)``."""
+    the linearization at ``x`` (R, Q, the rows' own coordinates) gives; returns ``(g, h)``."""
     g = terms.fixed_g.clone()
     # near terms: coef * z (slope 1) or 0, whichever ReLU(z) equals at x (either is a lower line)
     w = terms.near_weights
@@ -243,8 +296,8 @@ def _linearize(terms: _Terms, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return g, h - (per_pixel * base).sum((1, 2))
 
 
-def _minimum(g: torch.Tensor, h: torch.Tensor, box: _Box) -> torch.Tensor:
-    return (g.clamp(min=0) * box.lo + g.clamp(max=0) * box.hi).sum(1) + h
+def _minimum(g: torch.Tensor, h: torch.Tensor, terms: _Terms) -> torch.Tensor:
+    return (g.clamp(min=0) * terms.lo + g.clamp(max=0) * terms.hi).sum(1) + h
 
 
 def envelope_bounds(block: FirstBlock, lo: torch.Tensor, hi: torch.Tensor, chosen: torch.Tensor,
@@ -264,38 +317,42 @@ def envelope_bounds(block: FirstBlock, lo: torch.Tensor, hi: torch.Tensor, chose
 def envelope_lower(block: FirstBlock, lo: torch.Tensor, hi: torch.Tensor, coef, bias: np.ndarray,
                    *, steps: int = ENVELOPE_STEPS, lr: float = ENVELOPE_LR) -> torch.Tensor:
     """Sound lower bounds (float64) of ``coef . ReLU(z(x)) + bias`` over the box, one per row
-    of ``coef`` (scipy sparse, (R, H1): over the first ReLU layer's output)."""
+    of ``coef`` (scipy sparse, (R, H1): over the first ReLU layer's output). Rows are batched
+    by their number of terms, so that a batch pads little."""
     box = _Box.of(block, lo, hi)
     rows = _rows(coef, bias, box.lower1.numpy(), box.upper1.numpy())
-    count = rows.bias.shape[0]
-    per_row = (block.pixels.shape[1] * (rows.near_neuron.shape[1] + rows.far_neuron.shape[1])
-               + box.lo.shape[0])
-    chunk = max(1, CHUNK_ENTRIES // per_row)
-    found = [torch.zeros(0, dtype=torch.float64)]  # no rows: no bounds
-    for start in range(0, count, chunk):
-        terms = _Terms.of(block, box, rows, slice(start, start + chunk))
-        found.append(_chunk_lower(terms, box, steps=steps, lr=lr))
-    return torch.cat(found)
+    cost = (block.pixels.shape[1] * rows.terms() + box.lo.shape[0]).numpy()
+    order = np.argsort(cost, kind="stable")
+    found = torch.zeros(rows.bias.shape[0], dtype=torch.float64)  # no rows: no bounds
+    start = 0
+    while start < order.shape[0]:  # cost ascends: a batch's widest row is its last
+        end = start + 1
+        while end < order.shape[0] and (end + 1 - start) * cost[order[end]] <= CHUNK_ENTRIES:
+            end += 1
+        index = torch.from_numpy(order[start:end])
+        found[index] = _chunk_lower(_Terms.of(block, box, rows.take(index)), steps=steps, lr=lr)
+        start = end
+    return found
 
 
-def _chunk_lower(terms: _Terms, box: _Box, *, steps: int, lr: float) -> torch.Tensor:
+def _chunk_lower(terms: _Terms, *, steps: int, lr: float) -> torch.Tensor:
     """One batch of rows: projected Adam on the point (in the box's 0-1 coordinates) and a
     linearization at every iterate; the bound is the best of each linearization's and of
     their running average's (any convex combination of lower bounds is one: the average
     of subgradients is what certifies a subgradient method's progress, and here it beats
     the single linearizations by far). Weighting later iterates more, or optimizing the
     combination's weights, measured no better per second."""
-    width = box.hi - box.lo
+    width = terms.hi - terms.lo
     size = terms.fixed_h.shape[0]
-    u = torch.full((size, box.lo.shape[0]), 0.5, dtype=torch.float64)
+    u = torch.full_like(width, 0.5)
     moment, second = torch.zeros_like(u), torch.zeros_like(u)
     g_sum, h_sum = torch.zeros_like(u), torch.zeros(size, dtype=torch.float64)
     best = torch.full((size,), -torch.inf, dtype=torch.float64)
     for step in range(steps + 1):
-        g, h = _linearize(terms, box.lo + u * width)
+        g, h = _linearize(terms, terms.lo + u * width)
         g_sum, h_sum = g_sum + g, h_sum + h
-        best = torch.maximum(best, torch.maximum(_minimum(g, h, box),
-                                                 _minimum(g_sum / (step + 1), h_sum / (step + 1), box)))
+        best = torch.maximum(best, torch.maximum(
+            _minimum(g, h, terms), _minimum(g_sum / (step + 1), h_sum / (step + 1), terms)))
         if step == steps:
             break
         grad = g * width  # f's subgradient in u
@@ -314,8 +371,7 @@ def _outward(value: torch.Tensor, *, sign: float) -> torch.Tensor:
 
 
 def tightened_bounds(network: nn.Sequential, block: FirstBlock, bounds: NetworkBounds, *,
-                     steps: int = ENVELOPE_STEPS, select: torch.Tensor | None = None
-                     ) -> NetworkBounds:
+                     steps: int = ENVELOPE_STEPS, select: torch.Tensor | None = None) -> NetworkBounds:
     """``bounds`` (CROWN's) with the envelope bound on the neurons ``select`` (a mask over
     layer ``block.end``'s output; default: those CROWN refines there, the unstable ones
     before a ReLU and, where that ReLU feeds a max-pool, the active ones too), each kept
