@@ -15,6 +15,7 @@ import numpy as np
 from ringcert.options import DEFAULTS, AnalysisOptions
 from ringcert.problem import Problem
 from ringcert.search.budget import BudgetSettings
+from ringcert.search.extension import Extension, extend_along_ray, extended
 from ringcert.search.frontier import Frontier, attack_frontier, refuted_by_frontier
 from ringcert.search.result import SearchResult
 from ringcert.search.runner import SearchSettings, default_settings, run_search
@@ -25,8 +26,9 @@ from ringcert.vocabulary import Algorithm, Side, VerifierKind
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class AnalysisResult:
-    """One analysis: where it came from, the verified vector, what it cost, and (``frontier``)
-    where a strong attack first breaks the model beyond it."""
+    """One analysis: where it came from, the verified vector, what it cost, (``extension``)
+    how far along its ray the envelope verifier took it, and (``frontier``) where a strong
+    attack first breaks the model beyond it."""
 
     model: str
     image_index: int | None
@@ -40,6 +42,7 @@ class AnalysisResult:
     search: SearchResult
     version: str
     frontier: Frontier | None = None
+    extension: Extension | None = None
 
     @property
     def epsilon(self) -> np.ndarray:
@@ -70,6 +73,7 @@ class AnalysisResult:
             "ringcert_version": self.version, **search,
             "frontier": None if self.frontier is None else self.frontier.to_json(),
             "frontier_size": self.frontier_size,
+            "extension": None if self.extension is None else self.extension.to_json(),
         }
 
 
@@ -88,7 +92,7 @@ def analyze(problem: Problem, options: AnalysisOptions = DEFAULTS, *,
     ``model_name``, ``image_index`` and ``target`` only label the result.
     """
     from ringcert import __version__
-    from ringcert.verify.registry import search_verifier
+    from ringcert.verify.registry import extension_verifier, search_verifier
 
     if verifier is not None and not isinstance(verifier, Verifier):
         changes["verifier"] = verifier
@@ -104,6 +108,10 @@ def analyze(problem: Problem, options: AnalysisOptions = DEFAULTS, *,
     search = run_search(problem, engine, algorithm=options.algorithm, settings=settings,
                         budget=BudgetSettings(max_queries=options.max_queries,
                                               time_limit=options.time_limit))
+    extension = None
+    if options.extend:
+        extension = extend_along_ray(problem, search.epsilon, extension_verifier())
+        search = extended(search, extension, problem)
     frontier = None
     if options.frontier:
         frontier = attack_frontier(problem, search.epsilon, delta=options.delta)
@@ -116,5 +124,5 @@ def analyze(problem: Problem, options: AnalysisOptions = DEFAULTS, *,
         ring_sizes=tuple(int(n) for n in problem.ring_sizes),
         weights=tuple(float(w) for w in problem.weights),
         verifier=engine.kind.value if verifier is not None else options.verifier.value,
-        search=search, version=__version__, frontier=frontier)
+        search=search, version=__version__, frontier=frontier, extension=extension)
 

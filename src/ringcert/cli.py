@@ -393,7 +393,8 @@ def _analysis_options(args: argparse.Namespace, **variant: object) -> AnalysisOp
     the algorithm and shrink rule."""
     return AnalysisOptions(gradient=args.gradient, verifier=args.verifier, weights=args.weights,
                            delta=args.delta, k=args.k, max_queries=args.budget,
-                           time_limit=_time_limit(args), frontier=args.frontier, **variant)
+                           time_limit=_time_limit(args), frontier=args.frontier,
+                           extend=args.extend, **variant)
 
 
 def _time_limit(args: argparse.Namespace) -> float | None:
@@ -551,6 +552,10 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-frontier", dest="frontier", action="store_false",
                         help="skip the attack frontier after the search (the model's own "
                              "boundary beside the certificate: JSON frontier, table columns)")
+    parser.add_argument("--extend", action="store_true",
+                        help="after the search, prove larger multiples of its vector with the "
+                             "envelope verifier (seconds to a minute per scale, outside the "
+                             "budget; JSON extension)")
     parser.add_argument("--force", action="store_true",
                         help="redo analyses whose results already exist")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

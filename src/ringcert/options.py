@@ -35,7 +35,9 @@ class AnalysisOptions:
     seconds (None: no limit; the time limit is checked between queries). A time-limited
     analysis depends on machine load; a query budget alone is reproducible. ``frontier``:
     after the search, attack the certified vector for the model's own boundary
-    (``ringcert.search.frontier``), outside the budget.
+    (``ringcert.search.frontier``), outside the budget. ``extend``: between the two, prove
+    larger multiples of the vector with the envelope verifier (``ringcert.search.extension``),
+    also outside the budget.
     """
 
     algorithm: Algorithm = Algorithm.GUIDED
@@ -48,6 +50,7 @@ class AnalysisOptions:
     max_queries: int | None = None
     time_limit: float | None = 20.0
     frontier: bool = True
+    extend: bool = False
 
     def __post_init__(self) -> None:
         for name, kind in (("algorithm", Algorithm), ("shrink", Shrink),
@@ -62,8 +65,9 @@ class AnalysisOptions:
             raise RingcertError(f"delta must be in (0, 1], got {self.delta}")
         if self.k is not None and not (isinstance(self.k, int) and 1 <= self.k <= MAX_K):
             raise RingcertError(f"k must be in 1..{MAX_K}, got {self.k}")
-        if not isinstance(self.frontier, bool):
-            raise RingcertError(f"frontier must be true or false, got {self.frontier!r}")
+        for name in ("frontier", "extend"):
+            if not isinstance(getattr(self, name), bool):
+                raise RingcertError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.max_queries is not None and not (isinstance(self.max_queries, int)
                                                  and self.max_queries > 0):
             raise RingcertError(f"max_queries must be a positive integer, got {self.max_queries}")
@@ -79,9 +83,13 @@ class AnalysisOptions:
         return self.max_queries is not None and self.time_limit is None
 
     def to_settings(self) -> dict[str, Any]:
-        """JSON-ready settings (enum values as strings)."""
-        return {key: value.value if isinstance(value, Enum) else value
-                for key, value in asdict(self).items()}
+        """JSON-ready settings (enum values as strings). ``extend`` appears only when on, so
+        that results folders written before the option existed keep their identity."""
+        settings = {key: value.value if isinstance(value, Enum) else value
+                    for key, value in asdict(self).items()}
+        if not self.extend:
+            del settings["extend"]
+        return settings
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> AnalysisOptions:

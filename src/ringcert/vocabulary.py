@@ -94,7 +94,9 @@ class MaximalityStatus(Enum):
     UNPROVEN = "unproven"  # only the verifier's incompleteness stops growth
     SATURATED = "saturated"  # eps_d = 1
     EXPANDABLE = "expandable"  # eps + delta * e_d was proved robust (not grown)
-    UNCHECKED = "unchecked"  # the budget ran out first (batched pass: while growing the ring)
+    # the budget ran out first (batched pass: while growing the ring), or the ray extension
+    # moved the ring after its check
+    UNCHECKED = "unchecked"
 
 
 class Defense(Enum):
