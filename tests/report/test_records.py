@@ -123,6 +123,9 @@ def test_a_missing_key_is_named(key):
     ({"target_rings": [-1]}, "'target_rings'"),
     ({"target_rings": [1, "2"]}, "'target_rings[1]'"),
     ({"target_rings": 2}, "'target_rings'"),
+    ({"extension": 1.25}, "'extension'"),
+    ({"extension": {"rungs": []}}, "'extension.scale'"),
+    ({"extension": {"scale": "big"}}, "'extension.scale'"),
 ])
 def test_an_invalid_value_is_named(change, named):
     with pytest.raises(ValueError, match=f"^(invalid|missing key) {re.escape(named)}"):

@@ -45,3 +45,11 @@ def test_frontier_gap_and_ray_columns():
 
 def test_no_records_leave_the_header():
     assert summary_table([]) == HEADER
+
+
+def test_an_extended_analysis_says_its_scale_in_the_note():
+    record = analysis(["unchecked", "refuted"],
+                      extension={"base_epsilon": [0.2, 0.2], "scale": 1.25, "rungs": [], "time_s": 3.0})
+    assert record.extension_scale == 1.25
+    assert summary_table([record]).splitlines()[2].endswith("12.3  extended x1.25")
+    assert analysis(["refuted"], extension=None).extension_scale is None

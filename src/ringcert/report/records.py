@@ -164,6 +164,17 @@ def _frontier(value: Any) -> tuple[float | None, tuple[float | None, ...] | None
             tuple(_upper(item, f"frontier.rings[{index}]") for index, item in enumerate(uppers)))
 
 
+def _extension_scale(value: Any) -> float | None:
+    """The ``extension`` object's proved ``scale`` (None for a record without one)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise _invalid("extension", "an object or null", value)
+    if "scale" not in value:
+        raise ValueError("missing key 'extension.scale'")
+    return _float(value["scale"], "extension.scale")
+
+
 def _algorithm(value: Any) -> tuple[Algorithm, Shrink | None, GradientSource | None]:
     """The search and, for the guided one, its shrink rule and gradient source:
     ``{"name": ..., "shrink": ..., "gradient": ..., other settings}`` or a bare name."""
@@ -196,7 +207,8 @@ class AnalysisRecord:
     1). ``target_rings`` lists the rings that hold pixels of the target object (the JSON key
     ``target_rings``; None for records that lack it). A record without a frontier (an older
     run, ``--no-frontier``) has None in all three frontier fields and every ``frontier_*``
-    summary.
+    summary. ``extension_scale``: the ray extension's proved scale (``--extend``; None
+    without one): ``epsilon`` is already the extended vector.
     """
 
     model: str
@@ -221,6 +233,7 @@ class AnalysisRecord:
     ray_scale: float | None = None
     frontier_upper: tuple[float | None, ...] | None = None
     target_rings: tuple[int, ...] | None = None
+    extension_scale: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -336,7 +349,8 @@ class AnalysisRecord:
             gradient=gradient, verifier=_str(_get(raw, "verifier"), "verifier"), skipped=None,
             frontier_size=_optional(_float, raw.get("frontier_size"), "frontier_size"),
             ray_scale=ray_scale, frontier_upper=upper,
-            target_rings=_optional(_ring_set, raw.get("target_rings"), "target_rings"), raw=dict(raw))
+            target_rings=_optional(_ring_set, raw.get("target_rings"), "target_rings"),
+            extension_scale=_extension_scale(raw.get("extension")), raw=dict(raw))
         record._check_rings()
         return record
 

@@ -16,8 +16,9 @@ def summary_table(records: Sequence[AnalysisRecord]) -> str:
     """The header, a rule, then one line per record in the given order: target and
     perturbed class, ring count, certified size, frontier size (``w . u``), their gap, the
     ray scale at which the attack first breaks ``s eps*``, how many rings are maximal for
-    certain (refuted by a checked counterexample), verifier queries and seconds;
-    ``skipped: why`` for a skip record."""
+    certain (refuted by a checked counterexample), verifier queries and seconds; the note
+    ``extended xS`` where the ray extension proved ``S eps``, ``skipped: why`` for a skip
+    record."""
     return "\n".join([HEADER, "-" * len(HEADER), *(_line(record) for record in records)])
 
 
@@ -33,7 +34,12 @@ def _line(record: AnalysisRecord) -> str:
     return (f"{start} {show(record.target_class):>2} {record.perturbed_class!s:>2} "
             f"{len(record.ring_sizes):5d} {record.size:8.3f} {_number(record.frontier_size, 8, 3)} "
             f"{_number(record.gap, 7, 3)} {_number(record.ray_scale, 6, 2)} {refuted_rings(record):7d} "
-            f"{record.queries:7d} {record.time_s:7.1f}")
+            f"{record.queries:7d} {record.time_s:7.1f}{_extension(record)}")
+
+
+def _extension(record: AnalysisRecord) -> str:
+    """The note of a ray-extended analysis: the scale the envelope proved."""
+    return "" if record.extension_scale is None else f"  extended x{record.extension_scale:.2f}"
 
 
 def _number(value: float | None, width: int, digits: int) -> str:
