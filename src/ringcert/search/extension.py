@@ -5,7 +5,7 @@ alpha-CROWN, a short complete stage); the ``envelope`` stage (each first-layer R
 over the input box, ``verify/bounds/envelope.py``) proves boxes well beyond them but costs
 seconds to a minute per query (benchmarks/README.md). The extension spends a few such
 queries where they pay most: along the certified vector's own ray, the direction in which
-the attack frontier measures the gap (docs/design.md section 3.8). It asks ``clip(s eps*)``
+the attack frontier measures the gap (docs/design.md section 3.7b). It asks ``clip(s eps*)``
 for the growing scales ``EXTENSION_SCALES`` (the attack first, then the envelope) and keeps
 the last one proved; the first scale not proved ends the climb (robustness is monotone
 along the ray, and so, in practice, is what the envelope can prove).
