@@ -29,6 +29,7 @@ float64; ``tightened_bounds`` moves the results out by CROWN's float slack.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -205,11 +206,11 @@ class _Terms:
     coordinates: ``pixels`` (R, Q) are the input elements the row reads (a row of the second
     convolution reads its receptive field, 576 of 4,096 pixels on the seed classifier; padded
     slots say 0 and have width 0), ``lo``, ``hi`` the box on them, and every ``*_pixels``
-    indexes those slots. Then the fixed
-    terms' linear function (``fixed_g``, ``fixed_h``); per near term its pixels, weights, bias
-    and coefficient; per far term its pixels, their orientation (``base``; ``inv_delta``, 0 on
-    a fixed pixel, so that ``t = (x - base) inv_delta``), ``reach``, the neuron's lower bound,
-    and the coefficient over ``delta`` (``scale``, 0 on a fixed pixel)."""
+    indexes those slots. Then the fixed terms' linear function (``fixed_g``, ``fixed_h``); per
+    near term its pixels, weights, bias and coefficient; per far term its pixels, their
+    orientation (``base``; ``inv_delta``, 0 on a fixed pixel, so that ``t = (x - base)
+    inv_delta``), ``reach``, the neuron's lower bound, and the coefficient over ``delta``
+    (``scale``, 0 on a fixed pixel)."""
 
     pixels: torch.Tensor
     lo: torch.Tensor
@@ -252,12 +253,12 @@ class _Terms:
                    far_scale=rows.far_coef[..., None] * inv_delta)
 
 
-def _local(block: FirstBlock, box: _Box, terms
+def _local(block: FirstBlock, box: _Box, terms: Sequence[tuple[torch.Tensor, torch.Tensor]]
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per row, the pixels its terms (pairs of neuron and coefficient, padded with
-    coefficient 0) read: ``slot`` (R, P), each pixel's position among them (0 where unread:
-    only padding reads it, with coefficient 0); ``pixels`` (R, Q), the pixel in each
-    position; the box ``lo``, ``hi`` (R, Q) on them."""
+    """Per row, the pixels its terms (pairs of neurons and coefficients, padded with
+    coefficient 0) read: ``slot`` (R, P), each pixel's position among them (arbitrary for a
+    pixel the row does not read: only padding reads it, with coefficient 0); ``pixels`` (R,
+    Q), the pixel in each position; the box ``lo``, ``hi`` (R, Q) on them."""
     size, count = terms[0][0].shape[0], box.lo.shape[0]
     read = torch.zeros((size, count + 1), dtype=torch.bool)
     for neuron, coef in terms:
