@@ -198,3 +198,27 @@ def test_the_stage_is_skipped_far_from_a_proof_and_short_of_time() -> None:
     assert short.status is Status.UNKNOWN and short.reason is UnknownReason.SKIPPED_TIME
     ran = Envelope().verify(problem, eps, time_limit=ENVELOPE_MIN_SECONDS * 2)
     assert ran.reason is not UnknownReason.SKIPPED_TIME and ran.bound is not None
+
+
+@pytest.mark.parametrize(("builder", "seed"), NETS)
+def test_a_row_s_bound_does_not_depend_on_its_batch(builder, seed: int, monkeypatch) -> None:
+    """Rows are batched by their number of terms, trimmed to the batch's widest and put
+    back in order: each row asked alone gives the bound it gets among the others, whether
+    they share one batch or each has its own."""
+    network, shape = builder(seed)
+    problem = make_problem(network, shape, seed, 2)
+    lo, hi = problem.box(random_eps(problem, seed, 0.3))
+    block = envelope.FirstBlock.of(network, shape)
+    generator = torch.Generator().manual_seed(seed)
+    dense = torch.randn(9, block.second.shape[1], generator=generator)
+    coef = sp.csr_matrix((dense * (torch.rand(dense.shape, generator=generator) < torch.linspace(
+        0.1, 0.9, 9)[:, None])).numpy())  # rows of different widths
+    bias = np.linspace(-1.0, 1.0, 9)
+    together = envelope.envelope_lower(block, lo, hi, coef, bias, steps=5)
+    alone = torch.cat([envelope.envelope_lower(block, lo, hi, coef[row], bias[row:row + 1], steps=5)
+                       for row in range(9)])
+    monkeypatch.setattr(envelope, "CHUNK_ENTRIES", 1)
+    apart = envelope.envelope_lower(block, lo, hi, coef, bias, steps=5)
+    assert together.shape == (9,) and len(set(alone.tolist())) == 9
+    assert torch.allclose(together, alone, rtol=1e-9, atol=1e-9)
+    assert torch.allclose(apart, alone, rtol=1e-9, atol=1e-9)
