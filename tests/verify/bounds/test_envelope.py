@@ -222,3 +222,25 @@ def test_a_row_s_bound_does_not_depend_on_its_batch(builder, seed: int, monkeypa
     assert together.shape == (9,) and len(set(alone.tolist())) == 9
     assert torch.allclose(together, alone, rtol=1e-9, atol=1e-9)
     assert torch.allclose(apart, alone, rtol=1e-9, atol=1e-9)
+
+
+def test_a_stored_zero_coefficient_changes_no_bound() -> None:
+    """A sparse row may store an explicit 0 (products of sparse maps do): it is no term, and
+    the row's bound is that of the same row without it (it once made the batch trim a real
+    term)."""
+    network, shape = seed_like(0)
+    problem = make_problem(network, shape, 0, 2)
+    lo, hi = problem.box(random_eps(problem, 0, 0.05))
+    block = envelope.FirstBlock.of(network, shape)
+    box = envelope._Box.of(block, lo, hi)
+    active = np.nonzero(box.lower1.numpy() >= 0)[0][:4]
+    assert active.shape[0] == 4
+    values, size = np.array([0.0, 1.0, 2.0, 3.0]), (1, block.second.shape[1])
+    stored = sp.coo_matrix((values, (np.zeros(4, dtype=int), active)), shape=size)
+    without = sp.coo_matrix((values[1:], (np.zeros(3, dtype=int), active[1:])), shape=size)
+    assert stored.nnz == 4
+    found = envelope.envelope_lower(block, lo, hi, stored, np.zeros(1), steps=3)
+    assert torch.allclose(found, envelope.envelope_lower(block, lo, hi, without, np.zeros(1), steps=3))
+    with torch.no_grad():
+        hidden = network[: block.relu + 1](box_points(problem, random_eps(problem, 0, 0.05), 0)).flatten(1)
+    assert float(found) <= float((hidden.double().numpy() @ without.toarray().T).min()) + 1e-5

@@ -155,9 +155,12 @@ def _padded(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, count: in
 
 
 def _rows(coef, bias: np.ndarray, lower1: np.ndarray, upper1: np.ndarray) -> _Rows:
-    """The rows ``coef . ReLU(z) + bias`` (``coef`` a scipy sparse (R, H1) matrix), as terms."""
+    """The rows ``coef . ReLU(z) + bias`` (``coef`` a scipy sparse (R, H1) matrix), as terms.
+    Explicit zeros are dropped: a term's coefficient 0 means padding (``_Rows.take`` trims each
+    row to its nonzero terms, so a stored zero would push a real term past the cut)."""
     part = coef.tocoo()
-    rows, columns, values = part.row, part.col, part.data
+    keep = part.data != 0
+    rows, columns, values = part.row[keep], part.col[keep], part.data[keep]
     order = np.argsort(rows, kind="stable")
     rows, columns, values = rows[order], columns[order], values[order]
     active = lower1[columns] >= 0
