@@ -25,7 +25,7 @@ from scipy import stats
 from common import table
 from ringcert.report.records import read_analyses
 from ringcert.report.shrink_rules import shrink_comparison
-from ringcert.report.statistics import sign_test
+from ringcert.report.statistics import CONFIDENCE, sign_test
 from ringcert.vocabulary import Alternative, Shrink
 
 PUBLISHED = {  # README, "Cutting-weight rules over the same images", images 0-47 (stop 23)
@@ -38,7 +38,7 @@ PUBLISHED = {  # README, "Cutting-weight rules over the same images", images 0-4
 
 def _moments(n: int, mean: float, half: float) -> tuple[float, float]:
     """Sum and sum of squares of ``n`` values with this mean and t-interval half-width."""
-    sd = half * math.sqrt(n) / stats.t.ppf(0.975, n - 1)
+    sd = half * math.sqrt(n) / stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)
     return n * mean, (n - 1) * sd * sd + n * mean * mean
 
 
@@ -63,7 +63,7 @@ def main() -> None:
                                       (row.difference.high - row.difference.low) / 2)
         mean = (total_a + total_b) / n
         sd = math.sqrt(((squares_a + squares_b) - n * mean * mean) / (n - 1))
-        half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+        half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n)
         wins, losses = old["wins"] + row.second_wins, old["losses"] + row.second_losses
         pooled.append([row.model, n, f"{wins} / {n - wins - losses} / {losses}",
                        f"{mean:.4g} [{mean - half:.4g}, {mean + half:.4g}]",
