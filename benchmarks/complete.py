@@ -15,7 +15,10 @@ then run through MILP variants (each tractability measure on its own):
 - ``tighten+pool64``: plus max-pool binaries only for the 64 widest windows (Planet
   relaxation for the others);
 - ``bab``: not a MILP: branch and bound over ReLU splits with CROWN bounds per branch
-  (``verify/bab.py``), default settings (its own PGD phase first).
+  (``verify/bab``), default settings (its own PGD phase first; max-pools in the form with
+  the better root bound, ``PoolForm.BEST``);
+- ``bab-relaxed``: the same with the max-pool's own relaxation always (and its splits), as
+  before ``PoolForm``.
 
 Prints the fraction settled within each time limit and the median time.
 Usage: ``python benchmarks/complete.py --queries 30 --limits 30 60 120`` (``--shard 1/2`` and
@@ -40,7 +43,7 @@ from ringcert.verify.bab import BranchAndBound
 from ringcert.verify.bounds import BoundMethod, margin_bound
 from ringcert.verify.milp import Milp
 from ringcert.verify.verdict import Verifier
-from ringcert.vocabulary import Status
+from ringcert.vocabulary import PoolForm, Status
 
 VARIANTS = {
     "baseline": {"bounds": BoundMethod.IBP, "warm_start": False, "early_stop": False},
@@ -52,6 +55,7 @@ VARIANTS = {
     "tighten": {"attack_restarts": 32, "tighten_steps": 30},
     "tighten+pool64": {"attack_restarts": 32, "tighten_steps": 30, "pool_budget": 64},
     "bab": {"verifier": BranchAndBound},
+    "bab-relaxed": {"verifier": BranchAndBound, "pool_form": PoolForm.RELAXED},
 }
 
 

@@ -51,6 +51,14 @@ class VerifierKind(Enum):
     ENVELOPE = "envelope"
 
 
+class PoolForm(Enum):
+    """How branch and bound bounds a network's max-pools (``verify/bab/search.py``)."""
+
+    RELAXED = "relaxed"  # the max-pool's own relaxation (layers/maxpool.py), max-pool splits
+    RELU = "relu"  # rewritten into pairwise ReLU maxima (verify/relu_form.py), ReLU splits
+    BEST = "best"  # whichever of the two has the higher CROWN bound at the root
+
+
 class UnknownReason(Enum):
     """Why a verdict is UNKNOWN (set on every UNKNOWN verdict, on no other)."""
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from ringcert.layers.maxpool import MaxPoolType, relax
+from ringcert.errors import RingcertError
+from ringcert.layers.maxpool import MaxPoolType, as_relus, relax
 
 POOLS = [nn.MaxPool2d(2), nn.MaxPool2d(2, stride=1), nn.MaxPool2d(3, stride=2, padding=1),
          nn.MaxPool2d((1, 3), stride=1)]
@@ -88,3 +89,25 @@ def test_the_nested_upper_bound_is_exact_when_one_input_dominates() -> None:
     for points in (corners, samples):
         above = torch.einsum("oc,nc->no", up_coef.flatten(1), points.flatten(1)) + up_const
         assert torch.allclose(above, pool(points).flatten(1))
+
+
+@pytest.mark.parametrize("kernel", [2, 4, (2, 4), (1, 2), (4, 1)])
+@pytest.mark.parametrize("nonnegative", [True, False])
+def test_as_relus_computes_the_max_pool(kernel, nonnegative) -> None:
+    pool = nn.MaxPool2d(kernel)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn((6, 3, 9, 13), generator=generator)  # odd sides: floor mode drops the rest
+    if nonnegative:
+        x = x.relu()
+    tree = nn.Sequential(*as_relus(pool, 3, nonnegative=nonnegative))
+    with torch.no_grad():
+        assert torch.allclose(tree(x), pool(x), atol=1e-6, rtol=0)
+    sides = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    levels = sum(side.bit_length() - 1 for side in sides)  # one pairing level per halving
+    assert sum(isinstance(layer, nn.ReLU) for layer in tree) == levels
+
+
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(3), nn.MaxPool2d(2, stride=1), nn.MaxPool2d(2, padding=1)])
+def test_as_relus_refuses_pools_it_cannot_write(pool) -> None:
+    with pytest.raises(RingcertError, match="max-pool as ReLUs needs"):
+        as_relus(pool, 2, nonnegative=True)

@@ -199,3 +199,40 @@ def split_points(layer: nn.MaxPool2d, lower: torch.Tensor, upper: torch.Tensor
     open_ = (second > top_low) & (second < top_up)
     gain = torch.where(open_, top_up - second, torch.zeros_like(top_up))
     return index_w.gather(1, ranked[:, :1])[:, 0].clamp(min=0), second, gain
+
+
+def as_relus(layer: nn.MaxPool2d, channels: int, *, nonnegative: bool) -> list[nn.Module]:
+    """The max-pool over ``channels`` channels as a tree of pairwise maxima,
+    ``max(a, b) = b + ReLU(a - b)``: per level, a convolution pairing neighbours along one
+    axis (kernel 1x2 or 2x1, stride 2) into the channels ``[b, a - b]``, a ReLU, and a 1x1
+    convolution adding them back up; widths first, then heights. With ``nonnegative`` (the
+    pool reads a ReLU's output) ``ReLU(b) = b``; otherwise ``b`` passes as ``ReLU(b) -
+    ReLU(-b)`` (channels ``[b, -b, a - b]``). The same function up to float rounding, with
+    no max-pool left: ReLU relaxations, their slopes and ReLU splits then cover the pooling
+    (the rewrite behind max-pool support in ReLU-only verifiers). A ``RingcertError`` unless
+    kernel = stride, no padding and each kernel side a power of 2 (floor mode then drops the
+    same trailing rows and columns at every level as the pool does)."""
+    kernel, stride, padding = _check(layer)
+    if kernel != stride or padding != (0, 0) or any(side & (side - 1) for side in kernel):
+        raise RingcertError("max-pool as ReLUs needs kernel = stride, no padding and power-of-2 "
+                            f"kernel sides, got kernel {kernel}, stride {stride}, padding {padding}")
+    parts = 2 if nonnegative else 3
+    signs = torch.ones(parts) if nonnegative else torch.tensor([1.0, -1.0, 1.0])
+    eye = torch.eye(channels)
+    pairing = torch.zeros(parts, channels, channels, 2)  # taps: a first, b second
+    pairing[0, :, :, 1] = eye  # b
+    pairing[1, :, :, 1] = -eye  # -b (overwritten by a - b below when nonnegative)
+    pairing[-1, :, :, 0], pairing[-1, :, :, 1] = eye, -eye  # a - b
+    adding = (signs[None, :, None] * eye[:, None, :]).reshape(channels, parts * channels, 1, 1)
+    levels = [(1, 2)] * (kernel[1].bit_length() - 1) + [(2, 1)] * (kernel[0].bit_length() - 1)
+    layers: list[nn.Module] = []
+    for shape in levels:
+        pair_conv = nn.Conv2d(channels, parts * channels, shape, stride=shape)
+        add = nn.Conv2d(parts * channels, channels, 1)
+        with torch.no_grad():
+            pair_conv.weight.copy_(pairing.reshape(parts * channels, channels, *shape))
+            add.weight.copy_(adding)
+            pair_conv.bias.zero_()
+            add.bias.zero_()
+        layers += [pair_conv, nn.ReLU(), add]
+    return layers

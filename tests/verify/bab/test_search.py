@@ -27,7 +27,7 @@ from ringcert.verify.milp import Milp
 from ringcert.verify.propagation import Crown
 from ringcert.verify.registry import make_verifier
 from ringcert.verify.verdict import check_witness
-from ringcert.vocabulary import Status, UnknownReason
+from ringcert.vocabulary import PoolForm, Status, UnknownReason
 from tests.fixtures import MILP_CASES, THRESHOLD_CASES, conv_net, exact_optimum, mlp, pooled, tiny_problem
 
 # (factory, image shape, seed, k, epsilon direction): the MILP tests' threshold cases, plus
@@ -66,26 +66,29 @@ def _critical(problem, direction: np.ndarray) -> float:
 
 @pytest.mark.parametrize(("factory", "shape", "seed"), MILP_CASES)
 @pytest.mark.parametrize("radius", [0.05, 0.3])
-def test_verdict_and_bound_match_enumeration(factory, shape, seed, radius) -> None:
+@pytest.mark.parametrize("pool_form", list(PoolForm))
+def test_verdict_and_bound_match_enumeration(factory, shape, seed, radius, pool_form) -> None:
     problem = tiny_problem(factory(seed), shape, seed)
     eps = [radius] + [radius / 2] * (problem.num_rings - 1)
     truth = exact_optimum(problem, eps)
-    verdict = BranchAndBound(time_limit=30).verify(problem, eps)
+    verdict = BranchAndBound(time_limit=30, pool_form=pool_form).verify(problem, eps)
     assert verdict.status is (Status.ROBUST if truth < 0 else Status.NOT_ROBUST)
     if verdict.bound is not None:
         assert verdict.bound <= -truth + 1e-5
 
 
-@pytest.mark.parametrize("rule", list(SplitRule))
+@pytest.mark.parametrize(("rule", "pool_form"), [(rule, PoolForm.BEST) for rule in SplitRule]
+                         + [(SplitRule.BABSR, PoolForm.RELAXED), (SplitRule.BABSR, PoolForm.RELU)])
 @pytest.mark.parametrize(("factory", "shape", "seed", "k", "direction"), CASES)
-def test_threshold_just_below_and_above_critical_eps(factory, shape, seed, k, direction, rule) -> None:
+def test_threshold_just_below_and_above_critical_eps(factory, shape, seed, k, direction, rule,
+                                                     pool_form) -> None:
     problem = tiny_problem(factory(seed), shape, seed, k=k)
     direction = np.ones(problem.num_rings) if direction is None else np.array(direction)
     critical = _critical(problem, direction)
     below, above = (critical - DELTA) * direction, (critical + DELTA) * direction
     truth_below, truth_above = exact_optimum(problem, below), exact_optimum(problem, above)
     assert truth_below < 0 < truth_above
-    verifier = BranchAndBound(time_limit=30, attack_restarts=0, split=rule)
+    verifier = BranchAndBound(time_limit=30, attack_restarts=0, split=rule, pool_form=pool_form)
     robust = verifier.verify(problem, below)
     assert robust.status is Status.ROBUST
     assert 0 < robust.bound <= -truth_below + 1e-5  # a sound lower bound on the margin
@@ -130,15 +133,19 @@ def _samples(problem, eps: np.ndarray, branches: list[Branch], count: int) -> to
     return torch.cat([uniform, corners, *(b.minimizer[None] for b in branches)])
 
 
-@pytest.mark.parametrize(("factory", "shape", "seed", "k", "radii"), [
-    (mlp, (2, 2), 11, 1, [0.1, 0.3]),
-    (pooled, (1, 3), 29, 1, [0.8, 0.8, 0.8]),
-    (conv_net, (8, 8), 0, 2, [0.08] * 7 + [0.0]),
-    (conv_net, (8, 8), 1, 2, [0.1] * 7 + [0.0]),
+@pytest.mark.parametrize(("factory", "shape", "seed", "k", "radii", "pool_form"), [
+    (mlp, (2, 2), 11, 1, [0.1, 0.3], PoolForm.RELAXED),
+    (pooled, (1, 3), 29, 1, [0.8, 0.8, 0.8], PoolForm.RELAXED),
+    (conv_net, (8, 8), 0, 2, [0.08] * 7 + [0.0], PoolForm.RELAXED),
+    (conv_net, (8, 8), 1, 2, [0.1] * 7 + [0.0], PoolForm.RELAXED),
+    # in the ReLU form the last two cases settle within 4 branches (too few): other boxes
+    (pooled, (1, 3), 29, 1, [0.8, 0.8, 0.8], PoolForm.RELU),
+    (conv_net, (8, 8), 0, 2, [0.048] * 7 + [0.0], PoolForm.RELU),
+    (conv_net, (8, 8), 3, 2, [0.4] * 7 + [0.0], PoolForm.RELU),
 ])
 @pytest.mark.parametrize("beta_steps", [0, 10])
 def test_every_branch_bound_holds_on_its_domain(factory, shape, seed, k, radii, beta_steps,
-                                                monkeypatch) -> None:
+                                                pool_form, monkeypatch) -> None:
     problem = tiny_problem(factory(seed), shape, seed, k=k)
     eps = np.array(radii[: problem.num_rings])
     bounded: list[Branch] = []
@@ -151,12 +158,17 @@ def test_every_branch_bound_holds_on_its_domain(factory, shape, seed, k, radii, 
 
     bab_children = bab.children
     monkeypatch.setattr(bab, "children", recording)
-    BranchAndBound(time_limit=20, attack_restarts=0, max_branches=80,
-                   beta_steps=beta_steps).verify(problem, eps)
+    verifier = BranchAndBound(time_limit=20, attack_restarts=0, max_branches=80,
+                              beta_steps=beta_steps, pool_form=pool_form)
+    verifier.verify(problem, eps)
+    # the branches bound the network in the asked form (the mlp has no max-pool to rewrite)
+    relu = verifier.relu_form(problem)
+    assert (relu is None) == (factory is mlp)
+    network = relu if pool_form is PoolForm.RELU and relu is not None else problem.model
     assert len(bounded) >= 6 and max(len(b.splits) for b in bounded) >= 2
     if beta_steps:  # the split multipliers were used (they prove the mlp case in 6 branches)
         assert any(b.betas is not None and bool(b.betas.any()) for b in bounded)
-    if factory is not mlp:  # max-pool splits (at a threshold) were made
+    if factory is not mlp and pool_form is PoolForm.RELAXED:  # max-pool splits were made
         assert any(split.threshold > 0 for b in bounded for split in b.splits)
     torch.manual_seed(seed)
     pool = _samples(problem, eps, bounded, 4000)
@@ -164,14 +176,14 @@ def test_every_branch_bound_holds_on_its_domain(factory, shape, seed, k, radii, 
     with torch.no_grad():
         margins = problem.margin(pool)
         for branch in bounded:
-            inside = branch.satisfies(problem.model, pool)
+            inside = branch.satisfies(network, pool)
             if not bool(inside.any()):
                 continue
             checked += 1
             deepest = max(deepest, len(branch.splits))
             assert float(margins[inside].min()) >= branch.lower - 1e-5
             x = pool[inside]
-            for layer, (lower, upper) in zip(problem.model, branch.layers, strict=True):
+            for layer, (lower, upper) in zip(network, branch.layers, strict=True):
                 x = layer(x)
                 assert bool((x >= lower - 1e-4).all() and (x <= upper + 1e-4).all())
     assert checked >= len(bounded) // 4 and deepest >= 2

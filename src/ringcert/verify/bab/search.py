@@ -6,7 +6,10 @@ al., JMLR 2020, "Branch and bound for piecewise linear neural network verificati
 
 1. a PGD falsification phase (``attack.falsify``), which settles most NOT_ROBUST queries;
 2. the root branch: the box with its CROWN layer bounds (shared with the cascade through a
-   ``LayerBoundsCache``) and its joint top-k margin bound;
+   ``LayerBoundsCache``) and its joint top-k margin bound; with ``PoolForm.BEST`` also the
+   same on the network with its max-pools rewritten into ReLUs (``verify/relu_form.py``),
+   and the search goes on with whichever root bound is higher (the rewrite is far tighter
+   on small local boxes, far looser on wide ones: benchmarks/README.md);
 3. a loop over the open branches, worst bound first (a priority queue): pop ``batch`` of
    them, split each on one neuron, a ReLU or a max-pool window's top input
    (``branching.children``: the children's layer bounds clamp the split neuron and
@@ -30,18 +33,21 @@ import heapq
 import math
 import time
 from collections import Counter
+from dataclasses import replace
 from itertools import count
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from ringcert.problem import Problem
 from ringcert.verify.attack import falsify, pgd_attack
 from ringcert.verify.bab.branching import Branch, SplitRule, bound, children
 from ringcert.verify.bounds import BoundMethod
-from ringcert.verify.bounds.cache import layer_bounds
+from ringcert.verify.bounds.cache import fingerprint, layer_bounds
+from ringcert.verify.relu_form import relu_form
 from ringcert.verify.verdict import Verdict, Verifier, capped, check_witness, skipped, start_point
-from ringcert.vocabulary import Status, UnknownReason, VerifierKind
+from ringcert.vocabulary import PoolForm, Status, UnknownReason, VerifierKind
 
 if TYPE_CHECKING:
     from ringcert.verify.bounds.cache import LayerBoundsCache
@@ -100,7 +106,10 @@ class BranchAndBound(Verifier):
     weakest points; ``seed`` the attack's; ``cache`` the cascade's shared CROWN layer bounds;
     ``max_gap``: in a cascade, answer UNKNOWN at once when the hint's bound (alpha-CROWN's
     or CROWN's) is below ``-max_gap`` (for searches, which ask hundreds of queries: on the
-    guided search's queries that reach this stage, see ``registry.search_verifier``).
+    guided search's queries that reach this stage, see ``registry.search_verifier``);
+    ``pool_form``: how max-pools are bounded (``PoolForm``; networks without a max-pool the
+    rewrite supports always keep ``RELAXED``). Counterexamples are always checked on the
+    network as given.
     """
 
     kind = VerifierKind.BAB
@@ -110,7 +119,8 @@ class BranchAndBound(Verifier):
                  attack_steps: int = 100, abs_padding: float = 1e-4, rel_padding: float = 1e-5,
                  leaf_attack_every: int = 10, beta_steps: int = 3, beta_lr: float = 0.2,
                  grid: int = 4, keep: int = 8, seed: int = 0,
-                 cache: LayerBoundsCache | None = None, max_gap: float | None = None) -> None:
+                 cache: LayerBoundsCache | None = None, max_gap: float | None = None,
+                 pool_form: PoolForm | str = PoolForm.BEST) -> None:
         self.time_limit = time_limit
         self.batch = batch
         self.max_branches = max_branches
@@ -127,6 +137,17 @@ class BranchAndBound(Verifier):
         self.seed = seed
         self.cache = cache
         self.max_gap = max_gap
+        self.pool_form = PoolForm(pool_form)
+        self._relu: tuple[nn.Module, tuple[int, ...], tuple[int, ...], nn.Sequential | None] | None = None
+
+    def relu_form(self, problem: Problem) -> nn.Sequential | None:
+        """``relu_form`` of the problem's network, built once per network and input shape."""
+        model, shape = problem.model, tuple(problem.image.shape)
+        entry = self._relu
+        if entry is None or entry[0] is not model or entry[1] != fingerprint(model) or entry[2] != shape:
+            entry = (model, fingerprint(model), shape, relu_form(model, shape))
+            self._relu = entry
+        return entry[3]
 
     def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
              warm_start: Verdict | None, time_limit: float | None) -> Verdict:
@@ -149,6 +170,7 @@ class _Search:
         self.deadline = time.perf_counter() + time_limit
         self.padding = settings.abs_padding + settings.rel_padding * float(problem.logits().abs().max())
         self.points = _Points(problem, eps, settings.keep)
+        self.bounded = problem  # the problem whose network is bounded (``_root`` chooses)
         self.queue: list[tuple[float, int, Branch]] = []
         self.ticket = count()
         self.settled = math.inf  # smallest bound among pruned and unsplittable leaves
@@ -166,12 +188,7 @@ class _Search:
             self.points.add(found.points, found.margins)
             if self.points.witness is not None:
                 return self._verdict(Status.NOT_ROBUST, settled_by=VerifierKind.ATTACK)
-        lo, hi = problem.box(eps)
-        layers = layer_bounds(problem.model, lo, hi, method=BoundMethod.CROWN, cache=settings.cache)
-        root = bound(problem, eps, (lo, hi), [(a.detach(), b.detach()) for a, b in layers.layers],
-                     grid=settings.grid)
-        self.stats.update(root_bound=root.lower, unstable=layers.unstable(problem.model))
-        self._settle([root])
+        self._settle([self._root()])
         while self.queue and self.points.witness is None:
             if (time.perf_counter() > self.deadline
                     or self.counts["branches"] >= settings.max_branches):
@@ -187,6 +204,29 @@ class _Search:
         return self._verdict(Status.UNKNOWN, reason=UnknownReason.TIMEOUT if self.queue
                              else UnknownReason.INCONCLUSIVE)
 
+    def _root(self) -> Branch:
+        """The root branch in the pool form ``settings.pool_form`` asks for (the better root
+        bound for ``BEST``); ``self.bounded`` becomes the problem on that form's network."""
+        settings, problem = self.settings, self.problem
+        lo, hi = problem.box(self.eps)
+        relu = None if settings.pool_form is PoolForm.RELAXED else settings.relu_form(problem)
+        forms = []  # on a tie the relaxed form stays (its layer bounds may come from the cache)
+        if relu is None or settings.pool_form is PoolForm.BEST:
+            forms.append((PoolForm.RELAXED, problem, settings.cache))
+        if relu is not None:
+            forms.append((PoolForm.RELU, replace(problem, model=relu), None))
+        best = None
+        for form, bounded, cache in forms:
+            layers = layer_bounds(bounded.model, lo, hi, method=BoundMethod.CROWN, cache=cache)
+            root = bound(bounded, self.eps, (lo, hi), [(a.detach(), b.detach()) for a, b in layers.layers],
+                         grid=settings.grid)
+            self.stats[f"root_bound_{form.value}"] = root.lower
+            if best is None or root.lower > best[1].lower:
+                best = (form, root, bounded, layers.unstable(bounded.model))
+        form, root, self.bounded, unstable = best
+        self.stats.update(root_bound=root.lower, unstable=unstable, pool_form=form.value)
+        return root
+
     def _step(self) -> None:
         """Split the ``batch`` worst open leaves; prune, queue and check their children."""
         self.steps += 1
@@ -198,7 +238,7 @@ class _Search:
                 for rest in popped[index:]:
                     heapq.heappush(self.queue, (rest.lower, next(self.ticket), rest))
                 break
-            split = children(self.problem, self.eps, branch, rule=self.settings.split,
+            split = children(self.bounded, self.eps, branch, rule=self.settings.split,
                              grid=self.settings.grid, settled=self.padding,
                              beta_steps=self.settings.beta_steps, beta_lr=self.settings.beta_lr)
             if split is None:  # nothing left to split: an open leaf for good
