@@ -15,12 +15,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
-from torch import nn
 
 from ringcert.problem import Problem
 from ringcert.verify.bounds import BoundMethod, NetworkBounds, envelope, margin_bound
 from ringcert.verify.bounds.alpha import AlphaParams
-from ringcert.verify.bounds.cache import LayerBoundsCache, fingerprint, layer_bounds
+from ringcert.verify.bounds.cache import LayerBoundsCache, NetworkMemo, layer_bounds
 from ringcert.verify.bounds.margin import MarginBound
 from ringcert.verify.bounds.topk import candidate_sets, set_rows
 from ringcert.verify.verdict import Verdict, Verifier, skipped
@@ -152,16 +151,10 @@ class Envelope(AlphaCrown):
                          abs_padding=abs_padding, rel_padding=rel_padding, cache=cache,
                          max_gap=max_gap)
         self.envelope_steps = envelope_steps
-        self._block: tuple[nn.Module, tuple[int, ...], tuple[int, ...],
-                           envelope.FirstBlock | None] | None = None
+        self._blocks: NetworkMemo[envelope.FirstBlock | None] = NetworkMemo(envelope.FirstBlock.of)
 
     def _first_block(self, problem: Problem) -> envelope.FirstBlock | None:
-        model, shape = problem.model, tuple(problem.image.shape)
-        entry = self._block
-        if entry is None or entry[0] is not model or entry[1] != fingerprint(model) or entry[2] != shape:
-            entry = (model, fingerprint(model), shape, envelope.FirstBlock.of(model, shape))
-            self._block = entry
-        return entry[3]
+        return self._blocks.get(problem.model, tuple(problem.image.shape))
 
     def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
              warm_start: Verdict | None, time_limit: float | None) -> Verdict:

@@ -44,7 +44,7 @@ from ringcert.problem import Problem
 from ringcert.verify.attack import falsify, pgd_attack
 from ringcert.verify.bab.branching import Branch, SplitRule, bound, children
 from ringcert.verify.bounds import BoundMethod
-from ringcert.verify.bounds.cache import fingerprint, layer_bounds
+from ringcert.verify.bounds.cache import NetworkMemo, layer_bounds
 from ringcert.verify.relu_form import relu_form
 from ringcert.verify.verdict import Verdict, Verifier, capped, check_witness, skipped, start_point
 from ringcert.vocabulary import PoolForm, Status, UnknownReason, VerifierKind
@@ -138,16 +138,11 @@ class BranchAndBound(Verifier):
         self.cache = cache
         self.max_gap = max_gap
         self.pool_form = PoolForm(pool_form)
-        self._relu: tuple[nn.Module, tuple[int, ...], tuple[int, ...], nn.Sequential | None] | None = None
+        self._relu_forms: NetworkMemo[nn.Sequential | None] = NetworkMemo(relu_form)
 
     def relu_form(self, problem: Problem) -> nn.Sequential | None:
         """``relu_form`` of the problem's network, built once per network and input shape."""
-        model, shape = problem.model, tuple(problem.image.shape)
-        entry = self._relu
-        if entry is None or entry[0] is not model or entry[1] != fingerprint(model) or entry[2] != shape:
-            entry = (model, fingerprint(model), shape, relu_form(model, shape))
-            self._relu = entry
-        return entry[3]
+        return self._relu_forms.get(problem.model, tuple(problem.image.shape))
 
     def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
              warm_start: Verdict | None, time_limit: float | None) -> Verdict:

@@ -7,6 +7,9 @@ them once. ``layer_bounds`` is the one "get or compute" every verifier calls.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
 import torch
 from torch import nn
 
@@ -16,6 +19,26 @@ from ringcert.verify.bounds.network import BoundMethod, NetworkBounds, network_b
 def fingerprint(network: nn.Module) -> tuple[int, ...]:
     """Version counters of every parameter and buffer: they change on any in-place update."""
     return tuple(t._version for t in (*network.parameters(), *network.buffers()))
+
+
+T = TypeVar("T")
+
+
+class NetworkMemo(Generic[T]):
+    """What a verifier derives from a network and an input shape alone (the envelope's first
+    block, the max-pool-free form), kept for the last network asked: rebuilt when another
+    network object, a changed one or another shape comes."""
+
+    def __init__(self, build: Callable[[nn.Sequential, tuple[int, ...]], T]) -> None:
+        self._build = build
+        self._entry: tuple[nn.Module, tuple[int, ...], tuple[int, ...], T] | None = None
+
+    def get(self, network: nn.Sequential, shape: tuple[int, ...]) -> T:
+        entry = self._entry
+        if entry is None or entry[0] is not network or entry[1] != fingerprint(network) or entry[2] != shape:
+            entry = (network, fingerprint(network), shape, self._build(network, shape))
+            self._entry = entry
+        return entry[3]
 
 
 class LayerBoundsCache:
