@@ -121,6 +121,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--width", type=int, default=6, help="rings with non-zero epsilon")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", default=None, metavar="MODEL#INDEX",
+                        help="run only these of the queries (e.g. pgd#65), by their label's prefix")
     parser.add_argument("--shard", default="1/1", help="K/N: run queries K, K+N, ... (1-based), "
                         "to split one run over N processes")
     args = parser.parse_args()
@@ -140,6 +142,9 @@ def main() -> None:
             print(f"skipping model {name}: {error}")
     queries = list(open_queries(args.queries, models=models, width=args.width, seed=args.seed))
     print(f"{len(queries)} queries left UNKNOWN by attack + alpha-CROWN")
+    if args.only is not None:
+        queries = [query for query in queries if query[0].split("@")[0] in args.only]
+        print(f"{len(queries)} of them asked for with --only")
     queries = queries[shard - 1::shards]
     limits = sorted(args.limits)
     results: dict[str, list[tuple[Status, float]]] = {}
@@ -154,7 +159,8 @@ def main() -> None:
             print(f"  {variant:14s} {label:24s} {verdict.status.value:10s} {elapsed:7.1f}s "
                   f"bound={verdict.bound} unstable={verdict.stats.get('unstable')} "
                   f"binaries={verdict.stats.get('binaries')} "
-                  f"nodes={verdict.stats.get('nodes', verdict.stats.get('branches'))}",
+                  f"nodes={verdict.stats.get('nodes', verdict.stats.get('branches'))} "
+                  f"pool_form={verdict.stats.get('pool_form')}",
                   flush=True)
         results[variant] = rows
     print("\n" + f"{'variant':16s}" + "".join(f"{'settled<=' + f'{t:g}' + 's':>14s}" for t in limits)
