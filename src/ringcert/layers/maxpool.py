@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 from torch.nn import functional
+from torch.nn.utils import skip_init
 
 from ringcert.errors import RingcertError
 from ringcert.layers.base import LayerSpec, LayerType, OnnxGraphPart, pair, symmetric_pads
@@ -227,8 +228,9 @@ def as_relus(layer: nn.MaxPool2d, channels: int, *, nonnegative: bool) -> list[n
     levels = [(1, 2)] * (kernel[1].bit_length() - 1) + [(2, 1)] * (kernel[0].bit_length() - 1)
     layers: list[nn.Module] = []
     for shape in levels:
-        pair_conv = nn.Conv2d(channels, parts * channels, shape, stride=shape)
-        add = nn.Conv2d(parts * channels, channels, 1)
+        # skip_init: no random initialization, so building the tree leaves torch's RNG alone
+        pair_conv = skip_init(nn.Conv2d, channels, parts * channels, shape, stride=shape)
+        add = skip_init(nn.Conv2d, parts * channels, channels, 1)
         with torch.no_grad():
             pair_conv.weight.copy_(pairing.reshape(parts * channels, channels, *shape))
             add.weight.copy_(adding)
