@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from common import table
 from complete import open_queries
@@ -54,14 +53,11 @@ def bounds(problem: Problem, eps: torch.Tensor) -> list[tuple[float, float]]:
     return found
 
 
-def compare(label: str, problem: Problem, eps: torch.Tensor,
-            networks: dict[int, tuple[nn.Sequential, nn.Sequential]]) -> list[object]:
-    """One table row: both networks' bounds on the same query (``networks``: the rewrites
-    by ``id`` of the original, which the entry keeps alive so that its id is not reused)."""
+def compare(label: str, problem: Problem, eps: torch.Tensor) -> list[object]:
+    """One table row: both networks' bounds on the same query (the rewrite takes
+    milliseconds, so it is built per query)."""
     network = problem.model
-    if id(network) not in networks:
-        networks[id(network)] = (network, relu_form(network, tuple(problem.image.shape)))
-    other = dataclasses.replace(problem, model=networks[id(network)][1])
+    other = dataclasses.replace(problem, model=relu_form(network, tuple(problem.image.shape)))
     with torch.no_grad():
         difference = float((network(problem.image[None]) - other.model(problem.image[None])).abs().max())
     assert difference < 1e-5, f"rewrite changes the logits by {difference}"
@@ -81,11 +77,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    networks: dict[int, tuple[nn.Sequential, nn.Sequential]] = {}
     rows = []
     for label, problem, eps, _ in open_queries(args.queries, models=args.models, width=args.width,
                                                seed=args.seed) if args.queries else []:
-        rows.append(compare(label, problem, torch.as_tensor(eps), networks))
+        rows.append(compare(label, problem, torch.as_tensor(eps)))
         print(table(HEADERS, rows[-1:]), flush=True)
     for path in args.analyses:
         record = json.loads(Path(path).read_text())
@@ -94,7 +89,7 @@ def main() -> None:
         for scale in args.scales:
             eps = (torch.tensor(record["epsilon"], dtype=torch.float64) * scale).clamp(max=1.0)
             label = f"{record['model']} {record['image_index']}-{record['target']} x{scale:g}"
-            rows.append(compare(label, problem, eps, networks))
+            rows.append(compare(label, problem, eps))
             print(table(HEADERS, rows[-1:]), flush=True)
     print(f"\n{len(rows)} queries")
     print(table(HEADERS, rows))

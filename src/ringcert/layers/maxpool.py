@@ -222,7 +222,8 @@ def as_relus(layer: nn.MaxPool2d, channels: int, *, nonnegative: bool) -> list[n
     eye = torch.eye(channels)
     pairing = torch.zeros(parts, channels, channels, 2)  # taps: a first, b second
     pairing[0, :, :, 1] = eye  # b
-    pairing[1, :, :, 1] = -eye  # -b (overwritten by a - b below when nonnegative)
+    if not nonnegative:
+        pairing[1, :, :, 1] = -eye  # -b
     pairing[-1, :, :, 0], pairing[-1, :, :, 1] = eye, -eye  # a - b
     adding = (signs[None, :, None] * eye[:, None, :]).reshape(channels, parts * channels, 1, 1)
     levels = [(1, 2)] * (kernel[1].bit_length() - 1) + [(2, 1)] * (kernel[0].bit_length() - 1)

@@ -217,9 +217,10 @@ class _Search:
                          grid=settings.grid)
             self.stats[f"root_bound_{form.value}"] = root.lower
             if best is None or root.lower > best[1].lower:
-                best = (form, root, bounded, layers.unstable(bounded.model))
-        form, root, self.bounded, unstable = best
-        self.stats.update(root_bound=root.lower, unstable=unstable, pool_form=form.value)
+                best = (form, root, bounded, layers)
+        form, root, self.bounded, layers = best
+        self.stats.update(root_bound=root.lower, unstable=layers.unstable(self.bounded.model),
+                          pool_form=form.value)
         return root
 
     def _step(self) -> None:
