@@ -18,7 +18,9 @@ then run through MILP variants (each tractability measure on its own):
   (``verify/bab``), default settings (its own PGD phase first; max-pools in the form with
   the better root bound, ``PoolForm.BEST``);
 - ``bab-relaxed``: the same with the max-pool's own relaxation always (and its splits), as
-  before ``PoolForm``.
+  before ``PoolForm``;
+- ``bab-envelope`` / ``bab-envelope5``: ``bab`` with the root's second-layer bounds from the
+  first ReLU layer's hull over the box (20 / 5 envelope steps), kept by every branch.
 
 Prints the fraction settled within each time limit and the median time.
 Usage: ``python benchmarks/complete.py --queries 30 --limits 30 60 120`` (``--shard 1/2`` and
@@ -56,6 +58,8 @@ VARIANTS = {
     "tighten+pool64": {"attack_restarts": 32, "tighten_steps": 30, "pool_budget": 64},
     "bab": {"verifier": BranchAndBound},
     "bab-relaxed": {"verifier": BranchAndBound, "pool_form": PoolForm.RELAXED},
+    "bab-envelope": {"verifier": BranchAndBound, "envelope_steps": 20},
+    "bab-envelope5": {"verifier": BranchAndBound, "envelope_steps": 5},
 }
 
 

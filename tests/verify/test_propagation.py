@@ -4,6 +4,7 @@ PGD results) evaluated by plain forward passes."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -16,15 +17,18 @@ from ringcert.verify.bounds.cache import LayerBoundsCache
 from ringcert.verify.propagation import AlphaCrown, Crown, Ibp
 from ringcert.vocabulary import Status
 from tests.fixtures import (
+    THRESHOLD_CASES,
     TOL,
     assert_layer_bounds_sound,
     box_points,
+    exact_optimum,
     layer_outputs,
     make_problem,
     net_a,
     net_b,
     pair_maxima,
     random_eps,
+    tiny_problem,
 )
 
 CASES = [(net_a, 0, 2), (net_a, 1, 1), (net_a, 2, 3), (net_b, 3, 2), (net_b, 4, 1)]
@@ -151,6 +155,38 @@ def test_verifier_robust_only_when_attack_fails(verifier) -> None:
         if float(attack.margins[0]) <= 0:
             assert verdict.status is Status.UNKNOWN
     assert Status.UNKNOWN in statuses  # the attack breaks eps = 1 on this network
+
+
+@pytest.mark.parametrize(("factory", "shape", "seed"), THRESHOLD_CASES)
+@pytest.mark.parametrize("order", ["growing", "shrinking", "shuffled"])
+def test_warm_started_alpha_crown_never_proves_what_enumeration_refutes(factory, shape, seed,
+                                                                         order) -> None:
+    """Incremental reuse across a search (each query starts from the previous one's optimized
+    slopes and set weights, ``warm_steps``) against exact answers: on a chain of nested boxes
+    crossing the robustness boundary, in any order, a warm-started bound never exceeds the
+    exact optimum, so it never proves a refuted query; and where the from-scratch verifier
+    proves a query, its bound is no proof the other way (both are lower bounds)."""
+    problem = tiny_problem(factory(seed), shape, seed)
+    direction = np.ones(problem.num_rings)
+    scales = np.linspace(0.02, 1.0, 12)
+    if order == "shrinking":
+        scales = scales[::-1]
+    elif order == "shuffled":
+        scales = np.random.default_rng(seed).permutation(scales)
+    warm, cold = AlphaCrown(steps=10, warm_steps=3), AlphaCrown(steps=10)
+    truths, proved = [], 0
+    for scale in scales:
+        eps = scale * direction
+        truth = exact_optimum(problem, list(eps))  # max over the box of -margin
+        truths.append(truth)
+        for verifier in (warm, cold):
+            verdict = verifier.verify(problem, eps)
+            assert verdict.bound is not None and verdict.bound <= -truth + TOL
+            if verdict.status is Status.ROBUST:
+                assert truth < 0
+                proved += verifier is warm
+    assert warm._last is not None  # the chain did reuse parameters
+    assert proved >= 1 and max(truths) > 0  # both sides of the boundary were asked
 
 
 def test_unsupported_layer_raises() -> None:

@@ -27,6 +27,12 @@ negative: it lifts alpha-CROWN's bound by 1.7-6 logits on the seed classifiers' 
 past alpha-CROWN's reach, at a minute or so each (benchmarks/README.md). Searches leave the
 stage out."""
 
+BAB_ENVELOPE_STEPS = 5
+"""Envelope steps for branch and bound's root layer bounds (``BranchAndBound.envelope_steps``)
+in single queries: on the boundary queries of benchmarks/complete.py it proves one query the
+plain root leaves 2.4 logits short and lifts the others' bounds, at about a second per query
+(benchmarks/README.md). Searches leave it out, as they leave out the envelope stage."""
+
 # Work limits instead of time limits, for runs that must not depend on the machine's load
 # (a query budget and no time limit): the complete stage stops after this many branches
 # (branch and bound) or nodes (the MILP), whatever the clock says.
@@ -53,7 +59,9 @@ def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECO
     the complete stage is bounded by work (``DETERMINISTIC_BRANCHES`` / ``_NODES``), not by
     ``time_limit``, so the same query gives the same answer on any machine load.
     ``envelope``: the cascade has the envelope stage (``Envelope``, gated by
-    ``ENVELOPE_GAP``) between alpha-CROWN and branch and bound.
+    ``ENVELOPE_GAP``) between alpha-CROWN and branch and bound, and branch and bound (alone or
+    in the cascade) takes its root's second-layer bounds from the hull
+    (``BAB_ENVELOPE_STEPS``).
     """
     from ringcert.verify.attack import Attack
     from ringcert.verify.bab import BranchAndBound
@@ -61,9 +69,10 @@ def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECO
     from ringcert.verify.propagation import AlphaCrown, Crown, Envelope, Ibp
 
     name = VerifierKind(name)
-    work: dict[str, object] = {}
+    bab_settings: dict[str, object] = {"envelope_steps": BAB_ENVELOPE_STEPS if envelope else 0}
     if deterministic:
-        time_limit, work = math.inf, {"max_branches": DETERMINISTIC_BRANCHES}
+        time_limit = math.inf
+        bab_settings["max_branches"] = DETERMINISTIC_BRANCHES
     if name is VerifierKind.ATTACK:
         return Attack()
     if name is VerifierKind.CASCADE:
@@ -75,7 +84,7 @@ def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECO
                                AlphaCrown(cache=shared, max_gap=alpha_gap, warm_steps=WARM_STEPS),
                                *hull,
                                BranchAndBound(time_limit=time_limit, cache=shared,
-                                              max_gap=complete_gap, **work)])
+                                              max_gap=complete_gap, **bab_settings)])
     if name is VerifierKind.MILP:
         from ringcert.verify.milp import Milp
 
@@ -83,7 +92,7 @@ def make_verifier(name: VerifierKind | str, *, time_limit: float = COMPLETE_SECO
         nodes = {"solver_options": {"mip_max_nodes": DETERMINISTIC_NODES}} if deterministic else {}
         return Milp(time_limit=time_limit, attack_restarts=32, max_unstable=max_unstable, **nodes)
     if name is VerifierKind.BAB:
-        return BranchAndBound(time_limit=time_limit, max_gap=complete_gap, **work)
+        return BranchAndBound(time_limit=time_limit, max_gap=complete_gap, **bab_settings)
     if name is VerifierKind.IBP:
         return Ibp()
     if name is VerifierKind.CROWN:

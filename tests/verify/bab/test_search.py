@@ -25,7 +25,7 @@ from ringcert.verify.bounds import BoundMethod
 from ringcert.verify.bounds.cache import LayerBoundsCache
 from ringcert.verify.milp import Milp
 from ringcert.verify.propagation import Crown
-from ringcert.verify.registry import make_verifier
+from ringcert.verify.registry import BAB_ENVELOPE_STEPS, make_verifier, search_verifier
 from ringcert.verify.verdict import check_witness
 from ringcert.vocabulary import PoolForm, Status, UnknownReason
 from tests.fixtures import MILP_CASES, THRESHOLD_CASES, conv_net, exact_optimum, mlp, pooled, tiny_problem
@@ -72,6 +72,20 @@ def test_verdict_and_bound_match_enumeration(factory, shape, seed, radius, pool_
     eps = [radius] + [radius / 2] * (problem.num_rings - 1)
     truth = exact_optimum(problem, eps)
     verdict = BranchAndBound(time_limit=30, pool_form=pool_form).verify(problem, eps)
+    assert verdict.status is (Status.ROBUST if truth < 0 else Status.NOT_ROBUST)
+    if verdict.bound is not None:
+        assert verdict.bound <= -truth + 1e-5
+
+
+@pytest.mark.parametrize(("factory", "shape", "seed"), MILP_CASES)
+@pytest.mark.parametrize("radius", [0.05, 0.3])
+def test_envelope_root_matches_enumeration(factory, shape, seed, radius) -> None:
+    """With the root's second-layer bounds from the first layer's hull (``envelope_steps``),
+    kept by every branch, the verdict and bound still agree with enumeration."""
+    problem = tiny_problem(factory(seed), shape, seed)
+    eps = [radius] + [radius / 2] * (problem.num_rings - 1)
+    truth = exact_optimum(problem, eps)
+    verdict = BranchAndBound(time_limit=30, envelope_steps=5).verify(problem, eps)
     assert verdict.status is (Status.ROBUST if truth < 0 else Status.NOT_ROBUST)
     if verdict.bound is not None:
         assert verdict.bound <= -truth + 1e-5
@@ -133,19 +147,23 @@ def _samples(problem, eps: np.ndarray, branches: list[Branch], count: int) -> to
     return torch.cat([uniform, corners, *(b.minimizer[None] for b in branches)])
 
 
-@pytest.mark.parametrize(("factory", "shape", "seed", "k", "radii", "pool_form"), [
-    (mlp, (2, 2), 11, 1, [0.1, 0.3], PoolForm.RELAXED),
-    (pooled, (1, 3), 29, 1, [0.8, 0.8, 0.8], PoolForm.RELAXED),
-    (conv_net, (8, 8), 0, 2, [0.08] * 7 + [0.0], PoolForm.RELAXED),
-    (conv_net, (8, 8), 1, 2, [0.1] * 7 + [0.0], PoolForm.RELAXED),
+@pytest.mark.parametrize(("factory", "shape", "seed", "k", "radii", "pool_form", "envelope_steps"), [
+    (mlp, (2, 2), 11, 1, [0.1, 0.3], PoolForm.RELAXED, 0),
+    (pooled, (1, 3), 29, 1, [0.8, 0.8, 0.8], PoolForm.RELAXED, 0),
+    (conv_net, (8, 8), 0, 2, [0.08] * 7 + [0.0], PoolForm.RELAXED, 0),
+    (conv_net, (8, 8), 1, 2, [0.1] * 7 + [0.0], PoolForm.RELAXED, 0),
     # in the ReLU form the last two cases settle within 4 branches (too few): other boxes
-    (pooled, (1, 3), 29, 1, [0.8, 0.8, 0.8], PoolForm.RELU),
-    (conv_net, (8, 8), 0, 2, [0.048] * 7 + [0.0], PoolForm.RELU),
-    (conv_net, (8, 8), 3, 2, [0.4] * 7 + [0.0], PoolForm.RELU),
+    (pooled, (1, 3), 29, 1, [0.8, 0.8, 0.8], PoolForm.RELU, 0),
+    (conv_net, (8, 8), 0, 2, [0.048] * 7 + [0.0], PoolForm.RELU, 0),
+    (conv_net, (8, 8), 3, 2, [0.4] * 7 + [0.0], PoolForm.RELU, 0),
+    # the root's second-layer bounds from the hull, in both forms
+    (mlp, (2, 2), 11, 1, [0.1, 0.3], PoolForm.RELAXED, 5),
+    (conv_net, (8, 8), 1, 2, [0.1] * 7 + [0.0], PoolForm.RELAXED, 5),
+    (conv_net, (8, 8), 3, 2, [0.4] * 7 + [0.0], PoolForm.RELU, 5),
 ])
 @pytest.mark.parametrize("beta_steps", [0, 10])
 def test_every_branch_bound_holds_on_its_domain(factory, shape, seed, k, radii, beta_steps,
-                                                pool_form, monkeypatch) -> None:
+                                                pool_form, envelope_steps, monkeypatch) -> None:
     problem = tiny_problem(factory(seed), shape, seed, k=k)
     eps = np.array(radii[: problem.num_rings])
     bounded: list[Branch] = []
@@ -159,8 +177,10 @@ def test_every_branch_bound_holds_on_its_domain(factory, shape, seed, k, radii, 
     bab_children = bab.children
     monkeypatch.setattr(bab, "children", recording)
     verifier = BranchAndBound(time_limit=20, attack_restarts=0, max_branches=80,
-                              beta_steps=beta_steps, pool_form=pool_form)
-    verifier.verify(problem, eps)
+                              beta_steps=beta_steps, pool_form=pool_form,
+                              envelope_steps=envelope_steps)
+    verdict = verifier.verify(problem, eps)
+    assert ("envelope_s" in verdict.stats) == (envelope_steps > 0)
     # the branches bound the network in the asked form (the mlp has no max-pool to rewrite)
     relu = verifier.relu_form(problem)
     assert (relu is None) == (factory is mlp)
@@ -240,3 +260,7 @@ def test_tiny_budgets_give_unknown_and_registry_builds_bab() -> None:
     complete = make_verifier("cascade", time_limit=5.0, complete_gap=1.0).stages[-1]
     assert isinstance(complete, BranchAndBound) and complete.max_gap == 1.0
     assert complete.time_limit == 5.0 and complete.cache is not None
+    # the hull at the root for single queries, not in searches
+    assert built.envelope_steps == complete.envelope_steps == BAB_ENVELOPE_STEPS > 0
+    assert search_verifier("bab").envelope_steps == 0
+    assert search_verifier("cascade").stages[-1].envelope_steps == 0

@@ -43,8 +43,9 @@ from torch import nn
 from ringcert.problem import Problem
 from ringcert.verify.attack import falsify, pgd_attack
 from ringcert.verify.bab.branching import Branch, SplitRule, bound, children
-from ringcert.verify.bounds import BoundMethod
+from ringcert.verify.bounds import BoundMethod, NetworkBounds, envelope
 from ringcert.verify.bounds.cache import NetworkMemo, layer_bounds
+from ringcert.verify.bounds.crown import crown_layer_bounds
 from ringcert.verify.relu_form import relu_form
 from ringcert.verify.verdict import Verdict, Verifier, capped, check_witness, skipped, start_point
 from ringcert.vocabulary import PoolForm, Status, UnknownReason, VerifierKind
@@ -120,7 +121,7 @@ class BranchAndBound(Verifier):
                  leaf_attack_every: int = 10, beta_steps: int = 3, beta_lr: float = 0.2,
                  grid: int = 4, keep: int = 8, seed: int = 0,
                  cache: LayerBoundsCache | None = None, max_gap: float | None = None,
-                 pool_form: PoolForm | str = PoolForm.BEST) -> None:
+                 pool_form: PoolForm | str = PoolForm.BEST, envelope_steps: int = 0) -> None:
         self.time_limit = time_limit
         self.batch = batch
         self.max_branches = max_branches
@@ -138,11 +139,17 @@ class BranchAndBound(Verifier):
         self.cache = cache
         self.max_gap = max_gap
         self.pool_form = PoolForm(pool_form)
+        self.envelope_steps = envelope_steps
+        self._blocks: NetworkMemo[envelope.FirstBlock | None] = NetworkMemo(envelope.FirstBlock.of)
         self._relu_forms: NetworkMemo[nn.Sequential | None] = NetworkMemo(relu_form)
 
     def relu_form(self, problem: Problem) -> nn.Sequential | None:
         """``relu_form`` of the problem's network, built once per network and input shape."""
         return self._relu_forms.get(problem.model, tuple(problem.image.shape))
+
+    def first_block(self, problem: Problem) -> envelope.FirstBlock | None:
+        """The envelope's ``FirstBlock`` of the problem's network (as given), built once."""
+        return self._blocks.get(problem.model, tuple(problem.image.shape))
 
     def _run(self, problem: Problem, eps: torch.Tensor, *, hint: Verdict | None,
              warm_start: Verdict | None, time_limit: float | None) -> Verdict:
@@ -205,14 +212,15 @@ class _Search:
         settings, problem = self.settings, self.problem
         lo, hi = problem.box(self.eps)
         relu = None if settings.pool_form is PoolForm.RELAXED else settings.relu_form(problem)
-        forms = []  # on a tie the relaxed form stays (its layer bounds may come from the cache)
+        relaxed, given = self._layers(lo, hi)
+        forms = []  # on a tie the relaxed form stays
         if relu is None or settings.pool_form is PoolForm.BEST:
-            forms.append((PoolForm.RELAXED, problem, settings.cache))
-        if relu is not None:
-            forms.append((PoolForm.RELU, replace(problem, model=relu), None))
+            forms.append((PoolForm.RELAXED, problem, relaxed))
+        if relu is not None:  # the layers before the first max-pool are the same in both forms
+            forms.append((PoolForm.RELU, replace(problem, model=relu), NetworkBounds(
+                input=(lo, hi), layers=crown_layer_bounds(relu, lo, hi, given=given))))
         best = None
-        for form, bounded, cache in forms:
-            layers = layer_bounds(bounded.model, lo, hi, method=BoundMethod.CROWN, cache=cache)
+        for form, bounded, layers in forms:
             root = bound(bounded, self.eps, (lo, hi), [(a.detach(), b.detach()) for a, b in layers.layers],
                          grid=settings.grid)
             self.stats[f"root_bound_{form.value}"] = root.lower
@@ -222,6 +230,23 @@ class _Search:
         self.stats.update(root_bound=root.lower, unstable=layers.unstable(self.bounded.model),
                           pool_form=form.value)
         return root
+
+    def _layers(self, lo: torch.Tensor, hi: torch.Tensor
+                ) -> tuple[NetworkBounds, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
+        """CROWN's layer bounds of the network as given (from the cascade's cache) and the
+        bounds taken from elsewhere, by layer: with ``envelope_steps``, the second affine
+        layer's from the first ReLU layer's hull over the box where tighter
+        (``envelope.tightened_bounds``; where a ReLU feeds a max-pool, its active neurons
+        too), the later layers bounded on them."""
+        settings, problem = self.settings, self.problem
+        plain = layer_bounds(problem.model, lo, hi, method=BoundMethod.CROWN, cache=settings.cache)
+        block = settings.first_block(problem) if settings.envelope_steps > 0 else None
+        if block is None:
+            return plain, {}
+        began = time.perf_counter()
+        tight = envelope.tightened_bounds(problem.model, block, plain, steps=settings.envelope_steps)
+        self.stats["envelope_s"] = time.perf_counter() - began
+        return tight, {block.end: tight.layers[block.end]}
 
     def _step(self) -> None:
         """Split the ``batch`` worst open leaves; prune, queue and check their children."""
