@@ -13,7 +13,8 @@ from ringcert.errors import RingcertError
 from ringcert.layers.registry import layer_type
 from ringcert.verify.attack import pgd_attack
 from ringcert.verify.bounds import BoundMethod, margin_bound, network_bounds
-from ringcert.verify.bounds.cache import LayerBoundsCache
+from ringcert.verify.bounds.cache import LayerBoundsCache, hull_bounds
+from ringcert.verify.bounds.envelope import FirstBlock
 from ringcert.verify.propagation import AlphaCrown, Crown, Ibp
 from ringcert.vocabulary import Status
 from tests.fixtures import (
@@ -21,6 +22,7 @@ from tests.fixtures import (
     TOL,
     assert_layer_bounds_sound,
     box_points,
+    conv_net,
     exact_optimum,
     layer_outputs,
     make_problem,
@@ -218,3 +220,26 @@ def test_layer_bounds_cache_reuses_only_identical_queries() -> None:
     pairs = [(Crown(), Crown(cache=cache)), (AlphaCrown(steps=3), AlphaCrown(steps=3, cache=cache))]
     for plain, cached in pairs:
         assert plain.verify(problem, eps).bound == cached.verify(problem, eps).bound
+
+
+def test_hull_bounds_are_shared_only_on_the_same_box_with_at_least_the_steps() -> None:
+    """The envelope stage and branch and bound's root share hull-tightened bounds through the
+    cascade's cache: reused for the same network and box when computed with at least the
+    steps asked (more steps are as sound and tighter), recomputed otherwise; every reuse
+    equals a fresh computation with the cached steps."""
+    problem = tiny_problem(conv_net(1), (8, 8), 1)
+    network = problem.model
+    block = FirstBlock.of(network, tuple(problem.image.shape))
+    assert block is not None
+    eps = np.full(problem.num_rings, 0.1)
+    cache = LayerBoundsCache()
+    plain = cache.get(network, *problem.box(eps), method=BoundMethod.CROWN)
+    first = hull_bounds(network, block, plain, steps=5, cache=cache)
+    assert hull_bounds(network, block, plain, steps=3, cache=cache) is first
+    fresh = hull_bounds(network, block, plain, steps=5)
+    assert all(torch.equal(a, b) for pair, other in zip(first.layers, fresh.layers, strict=True)
+               for a, b in zip(pair, other, strict=True))
+    more = hull_bounds(network, block, plain, steps=8, cache=cache)
+    assert more is not first and hull_bounds(network, block, plain, steps=5, cache=cache) is more
+    other = cache.get(network, *problem.box(eps / 2), method=BoundMethod.CROWN)
+    assert hull_bounds(network, block, other, steps=3, cache=cache) is not more

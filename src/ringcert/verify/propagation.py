@@ -19,7 +19,7 @@ import torch
 from ringcert.problem import Problem
 from ringcert.verify.bounds import BoundMethod, NetworkBounds, envelope, margin_bound
 from ringcert.verify.bounds.alpha import AlphaParams
-from ringcert.verify.bounds.cache import LayerBoundsCache, NetworkMemo, layer_bounds
+from ringcert.verify.bounds.cache import LayerBoundsCache, NetworkMemo, hull_bounds, layer_bounds
 from ringcert.verify.bounds.margin import MarginBound
 from ringcert.verify.bounds.topk import candidate_sets, set_rows
 from ringcert.verify.verdict import Verdict, Verifier, skipped
@@ -171,8 +171,8 @@ class Envelope(AlphaCrown):
     def _layers(self, problem: Problem, lo: torch.Tensor, hi: torch.Tensor) -> NetworkBounds:
         block = self._first_block(problem)
         assert block is not None  # _run checked
-        return envelope.tightened_bounds(problem.model, block, super()._layers(problem, lo, hi),
-                                         steps=self.envelope_steps)
+        return hull_bounds(problem.model, block, super()._layers(problem, lo, hi),
+                           steps=self.envelope_steps, cache=self.cache)
 
     def _bound(self, problem: Problem, eps: torch.Tensor, bounds: NetworkBounds) -> MarginBound:
         result = super()._bound(problem, eps, bounds)

@@ -30,8 +30,9 @@ stage out."""
 BAB_ENVELOPE_STEPS = 5
 """Envelope steps for branch and bound's root layer bounds (``BranchAndBound.envelope_steps``)
 in single queries: on the boundary queries of benchmarks/complete.py it proves one query the
-plain root leaves 2.4 logits short and lifts the others' bounds, at about a second per query
-(benchmarks/README.md). Searches leave it out, as they leave out the envelope stage."""
+plain root leaves 2.4 logits short and lifts the others' bounds, at a few seconds per query;
+20 steps settle the same queries (benchmarks/README.md). Searches leave it out, as they leave
+out the envelope stage."""
 
 # Work limits instead of time limits, for runs that must not depend on the machine's load
 # (a query budget and no time limit): the complete stage stops after this many branches

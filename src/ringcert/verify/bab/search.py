@@ -9,7 +9,10 @@ al., JMLR 2020, "Branch and bound for piecewise linear neural network verificati
    ``LayerBoundsCache``) and its joint top-k margin bound; with ``PoolForm.BEST`` also the
    same on the network with its max-pools rewritten into ReLUs (``verify/relu_form.py``),
    and the search goes on with whichever root bound is higher (the rewrite is far tighter
-   on small local boxes, far looser on wide ones: benchmarks/README.md);
+   on small local boxes, far looser on wide ones: benchmarks/README.md); with
+   ``envelope_steps``, both forms' root layer bounds rest on the second affine layer's bounds
+   from the first ReLU layer's hull over the box (``bounds/envelope.py``), which every branch
+   inherits;
 3. a loop over the open branches, worst bound first (a priority queue): pop ``batch`` of
    them, split each on one neuron, a ReLU or a max-pool window's top input
    (``branching.children``: the children's layer bounds clamp the split neuron and
@@ -44,7 +47,7 @@ from ringcert.problem import Problem
 from ringcert.verify.attack import falsify, pgd_attack
 from ringcert.verify.bab.branching import Branch, SplitRule, bound, children
 from ringcert.verify.bounds import BoundMethod, NetworkBounds, envelope
-from ringcert.verify.bounds.cache import NetworkMemo, layer_bounds
+from ringcert.verify.bounds.cache import NetworkMemo, hull_bounds, layer_bounds
 from ringcert.verify.bounds.crown import crown_layer_bounds
 from ringcert.verify.relu_form import relu_form
 from ringcert.verify.verdict import Verdict, Verifier, capped, check_witness, skipped, start_point
@@ -109,8 +112,10 @@ class BranchAndBound(Verifier):
     or CROWN's) is below ``-max_gap`` (for searches, which ask hundreds of queries: on the
     guided search's queries that reach this stage, see ``registry.search_verifier``);
     ``pool_form``: how max-pools are bounded (``PoolForm``; networks without a max-pool the
-    rewrite supports always keep ``RELAXED``). Counterexamples are always checked on the
-    network as given.
+    rewrite supports always keep ``RELAXED``); ``envelope_steps``: steps of the hull bound on
+    the root's second affine layer (0: CROWN's; networks that do not start ``affine -> ReLU ->
+    affine`` keep CROWN's; the pass runs once per query, inside the time limit, and is not
+    interrupted). Counterexamples are always checked on the network as given.
     """
 
     kind = VerifierKind.BAB
@@ -244,7 +249,8 @@ class _Search:
         if block is None:
             return plain, {}
         began = time.perf_counter()
-        tight = envelope.tightened_bounds(problem.model, block, plain, steps=settings.envelope_steps)
+        tight = hull_bounds(problem.model, block, plain, steps=settings.envelope_steps,
+                            cache=settings.cache)
         self.stats["envelope_s"] = time.perf_counter() - began
         return tight, {block.end: tight.layers[block.end]}
 

@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 import torch
 from torch import nn
 
+from ringcert.verify.bounds.envelope import FirstBlock, tightened_bounds
 from ringcert.verify.bounds.network import BoundMethod, NetworkBounds, network_bounds
 
 
@@ -43,10 +44,28 @@ class NetworkMemo(Generic[T]):
 
 class LayerBoundsCache:
     """The layer bounds of the last query (one entry): reused when the same network object,
-    unchanged since, is asked for the same method on an identical box."""
+    unchanged since, is asked for the same method on an identical box. Likewise the last
+    hull-tightened bounds (``tightened``), which the cascade's envelope stage and branch and
+    bound's root both ask for."""
 
     def __init__(self) -> None:
         self._entry: tuple[nn.Module, tuple[int, ...], BoundMethod, NetworkBounds] | None = None
+        self._hull: tuple[nn.Module, tuple[int, ...], int, NetworkBounds] | None = None
+
+    def tightened(self, network: nn.Sequential, block: FirstBlock, plain: NetworkBounds, *,
+                  steps: int) -> NetworkBounds:
+        """``envelope.tightened_bounds`` of ``plain``, from the last call when it was on the
+        same network and box with at least ``steps`` steps (more steps: tighter, as sound)."""
+        entry = self._hull
+        if entry is not None:
+            cached_net, version, cached_steps, found = entry
+            if (cached_net is network and version == fingerprint(network) and cached_steps >= steps
+                    and torch.equal(found.input[0], plain.input[0])
+                    and torch.equal(found.input[1], plain.input[1])):
+                return found
+        found = tightened_bounds(network, block, plain, steps=steps)
+        self._hull = (network, fingerprint(network), steps, found)
+        return found
 
     def get(self, network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor, *,
             method: BoundMethod) -> NetworkBounds:
@@ -60,6 +79,14 @@ class LayerBoundsCache:
         found = network_bounds(network, lo, hi, method=method)
         self._entry = (network, fingerprint(network), method, found)
         return found
+
+
+def hull_bounds(network: nn.Sequential, block: FirstBlock, plain: NetworkBounds, *, steps: int,
+                cache: LayerBoundsCache | None = None) -> NetworkBounds:
+    """``envelope.tightened_bounds``, from ``cache`` when one is given (and holds this box)."""
+    if cache is None:
+        return tightened_bounds(network, block, plain, steps=steps)
+    return cache.tightened(network, block, plain, steps=steps)
 
 
 def layer_bounds(network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor, *,
