@@ -40,14 +40,7 @@ CASES = [(*case, 2, None) for case in THRESHOLD_CASES] + [
 DELTA = 0.003
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Branch and bound runs many tiny tensor operations: with the machine's other core busy,
-    torch's intra-op threads wait on each other (10x slower here). One thread, restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _critical(problem, direction: np.ndarray) -> float:
