@@ -20,7 +20,9 @@ then run through MILP variants (each tractability measure on its own):
 - ``bab-relaxed``: the same with the max-pool's own relaxation always (and its splits), as
   before ``PoolForm``;
 - ``bab-envelope`` / ``bab-envelope5``: ``bab`` with the root's second-layer bounds from the
-  first ReLU layer's hull over the box (20 / 5 envelope steps), kept by every branch.
+  first ReLU layer's hull over the box (20 / 5 envelope steps), kept by every branch;
+- ``bab-hull``: branch and bound as single queries get it (``make_verifier``): the hull pass
+  with ``BAB_ENVELOPE_STEPS`` only where CROWN's root bound is above ``-ENVELOPE_GAP``.
 
 Prints the fraction settled within each time limit and the median time.
 Usage: ``python benchmarks/complete.py --queries 30 --limits 30 60 120`` (``--shard 1/2`` and
@@ -44,6 +46,7 @@ from ringcert.verify.attack import Attack
 from ringcert.verify.bab import BranchAndBound
 from ringcert.verify.bounds import BoundMethod, margin_bound
 from ringcert.verify.milp import Milp
+from ringcert.verify.registry import BAB_ENVELOPE_STEPS, ENVELOPE_GAP
 from ringcert.verify.verdict import Verifier
 from ringcert.vocabulary import PoolForm, Status
 
@@ -60,6 +63,8 @@ VARIANTS = {
     "bab-relaxed": {"verifier": BranchAndBound, "pool_form": PoolForm.RELAXED},
     "bab-envelope": {"verifier": BranchAndBound, "envelope_steps": 20},
     "bab-envelope5": {"verifier": BranchAndBound, "envelope_steps": 5},
+    "bab-hull": {"verifier": BranchAndBound, "envelope_steps": BAB_ENVELOPE_STEPS,
+                 "envelope_gap": ENVELOPE_GAP},
 }
 
 
@@ -164,7 +169,8 @@ def main() -> None:
                   f"bound={verdict.bound} unstable={verdict.stats.get('unstable')} "
                   f"binaries={verdict.stats.get('binaries')} "
                   f"nodes={verdict.stats.get('nodes', verdict.stats.get('branches'))} "
-                  f"pool_form={verdict.stats.get('pool_form')}",
+                  f"pool_form={verdict.stats.get('pool_form')} root={verdict.stats.get('root_bound')} "
+                  f"envelope_s={verdict.stats.get('envelope_s')}",
                   flush=True)
         results[variant] = rows
     print("\n" + f"{'variant':16s}" + "".join(f"{'settled<=' + f'{t:g}' + 's':>14s}" for t in limits)

@@ -24,8 +24,8 @@ from ringcert.verify.bab.branching import Branch, SplitRule
 from ringcert.verify.bounds import BoundMethod
 from ringcert.verify.bounds.cache import LayerBoundsCache
 from ringcert.verify.milp import Milp
-from ringcert.verify.propagation import Crown
-from ringcert.verify.registry import BAB_ENVELOPE_STEPS, make_verifier, search_verifier
+from ringcert.verify.propagation import ENVELOPE_MIN_SECONDS, Crown
+from ringcert.verify.registry import BAB_ENVELOPE_STEPS, ENVELOPE_GAP, make_verifier, search_verifier
 from ringcert.verify.verdict import check_witness
 from ringcert.vocabulary import PoolForm, Status, UnknownReason
 from tests.fixtures import MILP_CASES, THRESHOLD_CASES, conv_net, exact_optimum, mlp, pooled, tiny_problem
@@ -82,6 +82,21 @@ def test_envelope_root_matches_enumeration(factory, shape, seed, radius) -> None
     assert verdict.status is (Status.ROBUST if truth < 0 else Status.NOT_ROBUST)
     if verdict.bound is not None:
         assert verdict.bound <= -truth + 1e-5
+
+
+def test_hull_pass_runs_only_near_a_proof_with_time_left() -> None:
+    """The root's hull pass cannot be interrupted: it runs when CROWN's root bound is above
+    ``-envelope_gap`` and at least ``ENVELOPE_MIN_SECONDS`` are left, and is skipped
+    otherwise (the verdict is the same either way on this query)."""
+    problem = tiny_problem(mlp(11), (2, 2), 11, k=1)
+    eps = [0.1, 0.3]  # robust (enumeration), CROWN's root bound is negative
+    settings = {"attack_restarts": 0, "envelope_steps": 3}
+    ran = BranchAndBound(time_limit=60, **settings).verify(problem, eps)
+    gated = BranchAndBound(time_limit=60, envelope_gap=1e-9, **settings).verify(problem, eps)
+    hurried = BranchAndBound(time_limit=ENVELOPE_MIN_SECONDS / 2, **settings).verify(problem, eps)
+    assert "envelope_s" in ran.stats and ran.stats["root_bound"] < 0
+    assert "envelope_s" not in gated.stats and "envelope_s" not in hurried.stats
+    assert ran.status is gated.status is hurried.status is Status.ROBUST
 
 
 @pytest.mark.parametrize(("rule", "pool_form"), [(rule, PoolForm.BEST) for rule in SplitRule]
@@ -169,7 +184,7 @@ def test_every_branch_bound_holds_on_its_domain(factory, shape, seed, k, radii, 
 
     bab_children = bab.children
     monkeypatch.setattr(bab, "children", recording)
-    verifier = BranchAndBound(time_limit=20, attack_restarts=0, max_branches=80,
+    verifier = BranchAndBound(time_limit=60, attack_restarts=0, max_branches=80,
                               beta_steps=beta_steps, pool_form=pool_form,
                               envelope_steps=envelope_steps)
     verdict = verifier.verify(problem, eps)
@@ -255,5 +270,6 @@ def test_tiny_budgets_give_unknown_and_registry_builds_bab() -> None:
     assert complete.time_limit == 5.0 and complete.cache is not None
     # the hull at the root for single queries, not in searches
     assert built.envelope_steps == complete.envelope_steps == BAB_ENVELOPE_STEPS > 0
+    assert built.envelope_gap == complete.envelope_gap == ENVELOPE_GAP
     assert search_verifier("bab").envelope_steps == 0
     assert search_verifier("cascade").stages[-1].envelope_steps == 0

@@ -49,6 +49,7 @@ from ringcert.verify.bab.branching import Branch, SplitRule, bound, children
 from ringcert.verify.bounds import BoundMethod, NetworkBounds, envelope
 from ringcert.verify.bounds.cache import NetworkMemo, hull_bounds, layer_bounds
 from ringcert.verify.bounds.crown import crown_layer_bounds
+from ringcert.verify.propagation import ENVELOPE_MIN_SECONDS
 from ringcert.verify.relu_form import relu_form
 from ringcert.verify.verdict import Verdict, Verifier, capped, check_witness, skipped, start_point
 from ringcert.vocabulary import PoolForm, Status, UnknownReason, VerifierKind
@@ -114,8 +115,9 @@ class BranchAndBound(Verifier):
     ``pool_form``: how max-pools are bounded (``PoolForm``; networks without a max-pool the
     rewrite supports always keep ``RELAXED``); ``envelope_steps``: steps of the hull bound on
     the root's second affine layer (0: CROWN's; networks that do not start ``affine -> ReLU ->
-    affine`` keep CROWN's; the pass runs once per query, inside the time limit, and is not
-    interrupted). Counterexamples are always checked on the network as given.
+    affine`` keep CROWN's); the pass runs once per query, only when CROWN's root bound is above
+    ``-envelope_gap`` (None: always) and at least ``ENVELOPE_MIN_SECONDS`` are left, since it
+    cannot be interrupted. Counterexamples are always checked on the network as given.
     """
 
     kind = VerifierKind.BAB
@@ -126,7 +128,8 @@ class BranchAndBound(Verifier):
                  leaf_attack_every: int = 10, beta_steps: int = 3, beta_lr: float = 0.2,
                  grid: int = 4, keep: int = 8, seed: int = 0,
                  cache: LayerBoundsCache | None = None, max_gap: float | None = None,
-                 pool_form: PoolForm | str = PoolForm.BEST, envelope_steps: int = 0) -> None:
+                 pool_form: PoolForm | str = PoolForm.BEST, envelope_steps: int = 0,
+                 envelope_gap: float | None = None) -> None:
         self.time_limit = time_limit
         self.batch = batch
         self.max_branches = max_branches
@@ -145,6 +148,7 @@ class BranchAndBound(Verifier):
         self.max_gap = max_gap
         self.pool_form = PoolForm(pool_form)
         self.envelope_steps = envelope_steps
+        self.envelope_gap = envelope_gap
         self._blocks: NetworkMemo[envelope.FirstBlock | None] = NetworkMemo(envelope.FirstBlock.of)
         self._relu_forms: NetworkMemo[nn.Sequential | None] = NetworkMemo(relu_form)
 
@@ -213,46 +217,59 @@ class _Search:
 
     def _root(self) -> Branch:
         """The root branch in the pool form ``settings.pool_form`` asks for (the better root
-        bound for ``BEST``); ``self.bounded`` becomes the problem on that form's network."""
+        bound for ``BEST``), on CROWN's layer bounds or, when the hull pass runs
+        (``_hull_pays``), on the hull's where that root is no lower; ``self.bounded`` becomes
+        the problem on the chosen form's network."""
         settings, problem = self.settings, self.problem
         lo, hi = problem.box(self.eps)
         relu = None if settings.pool_form is PoolForm.RELAXED else settings.relu_form(problem)
-        relaxed, given = self._layers(lo, hi)
-        forms = []  # on a tie the relaxed form stays
-        if relu is None or settings.pool_form is PoolForm.BEST:
-            forms.append((PoolForm.RELAXED, problem, relaxed))
-        if relu is not None:  # the layers before the first max-pool are the same in both forms
-            forms.append((PoolForm.RELU, replace(problem, model=relu), NetworkBounds(
-                input=(lo, hi), layers=crown_layer_bounds(relu, lo, hi, given=given))))
-        best = None
-        for form, bounded, layers in forms:
-            root = bound(bounded, self.eps, (lo, hi), [(a.detach(), b.detach()) for a, b in layers.layers],
-                         grid=settings.grid)
-            self.stats[f"root_bound_{form.value}"] = root.lower
-            if best is None or root.lower > best[1].lower:
-                best = (form, root, bounded, layers)
+        plain = layer_bounds(problem.model, lo, hi, method=BoundMethod.CROWN, cache=settings.cache)
+        best = self._best_form(lo, hi, relu, plain, {})
+        block = settings.first_block(problem) if settings.envelope_steps > 0 else None
+        if block is not None and self._hull_pays(best[1].lower):
+            began = time.perf_counter()
+            tight = hull_bounds(problem.model, block, plain, steps=settings.envelope_steps,
+                                cache=settings.cache)
+            self.stats["envelope_s"] = time.perf_counter() - began
+            hull = self._best_form(lo, hi, relu, tight, {block.end: tight.layers[block.end]})
+            if hull[1].lower >= best[1].lower:  # on a tie the tighter layer bounds
+                best = hull
         form, root, self.bounded, layers = best
         self.stats.update(root_bound=root.lower, unstable=layers.unstable(self.bounded.model),
                           pool_form=form.value)
         return root
 
-    def _layers(self, lo: torch.Tensor, hi: torch.Tensor
-                ) -> tuple[NetworkBounds, dict[int, tuple[torch.Tensor, torch.Tensor]]]:
-        """CROWN's layer bounds of the network as given (from the cascade's cache) and the
-        bounds taken from elsewhere, by layer: with ``envelope_steps``, the second affine
-        layer's from the first ReLU layer's hull over the box where tighter
-        (``envelope.tightened_bounds``; where a ReLU feeds a max-pool, its active neurons
-        too), the later layers bounded on them."""
+    def _hull_pays(self, root_bound: float) -> bool:
+        """Whether the hull pass runs: its root bound is within ``envelope_gap`` of a proof (far
+        below, the pass costs most of a minute on a wide box and proves nothing), and the time
+        left is at least the envelope stage's ``ENVELOPE_MIN_SECONDS`` (the pass cannot be
+        interrupted)."""
+        gap = self.settings.envelope_gap
+        return ((gap is None or root_bound > -gap)
+                and self.deadline - time.perf_counter() >= ENVELOPE_MIN_SECONDS)
+
+    def _best_form(self, lo: torch.Tensor, hi: torch.Tensor, relu: nn.Sequential | None,
+                   layers: NetworkBounds, given: dict[int, tuple[torch.Tensor, torch.Tensor]]
+                   ) -> tuple[PoolForm, Branch, Problem, NetworkBounds]:
+        """(form, root, problem on that form's network, its layer bounds) with the higher root
+        bound among the forms asked; ``layers`` bound the network as given, ``given`` the
+        layers before the first max-pool to carry into the ReLU form (the same in both)."""
         settings, problem = self.settings, self.problem
-        plain = layer_bounds(problem.model, lo, hi, method=BoundMethod.CROWN, cache=settings.cache)
-        block = settings.first_block(problem) if settings.envelope_steps > 0 else None
-        if block is None:
-            return plain, {}
-        began = time.perf_counter()
-        tight = hull_bounds(problem.model, block, plain, steps=settings.envelope_steps,
-                            cache=settings.cache)
-        self.stats["envelope_s"] = time.perf_counter() - began
-        return tight, {block.end: tight.layers[block.end]}
+        forms = []  # on a tie the relaxed form stays
+        if relu is None or settings.pool_form is PoolForm.BEST:
+            forms.append((PoolForm.RELAXED, problem, layers))
+        if relu is not None:
+            forms.append((PoolForm.RELU, replace(problem, model=relu), NetworkBounds(
+                input=(lo, hi), layers=crown_layer_bounds(relu, lo, hi, given=given))))
+        best = None
+        for form, bounded, bounds in forms:
+            root = bound(bounded, self.eps, (lo, hi), [(a.detach(), b.detach()) for a, b in bounds.layers],
+                         grid=settings.grid)
+            self.stats[f"root_bound_{form.value}"] = root.lower
+            if best is None or root.lower > best[1].lower:
+                best = (form, root, bounded, bounds)
+        assert best is not None
+        return best
 
     def _step(self) -> None:
         """Split the ``batch`` worst open leaves; prune, queue and check their children."""
