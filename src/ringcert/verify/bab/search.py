@@ -240,8 +240,8 @@ class _Search:
         return root
 
     def _hull_pays(self, root_bound: float) -> bool:
-        """Whether the hull pass runs: its root bound is within ``envelope_gap`` of a proof (far
-        below, the pass costs most of a minute on a wide box and proves nothing), and the time
+        """Whether the hull pass runs: CROWN's root bound is within ``envelope_gap`` of a proof
+        (far below, the pass costs most of a minute on a wide box and proves nothing), and the time
         left is at least the envelope stage's ``ENVELOPE_MIN_SECONDS`` (the pass cannot be
         interrupted)."""
         gap = self.settings.envelope_gap
