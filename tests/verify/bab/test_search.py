@@ -21,7 +21,7 @@ from ringcert.verify.attack import Attack
 from ringcert.verify.bab import BranchAndBound
 from ringcert.verify.bab import search as bab
 from ringcert.verify.bab.branching import Branch, SplitRule
-from ringcert.verify.bounds import BoundMethod
+from ringcert.verify.bounds import BoundMethod, network_bounds
 from ringcert.verify.bounds.cache import LayerBoundsCache
 from ringcert.verify.milp import Milp
 from ringcert.verify.propagation import ENVELOPE_MIN_SECONDS, Crown
@@ -189,6 +189,11 @@ def test_every_branch_bound_holds_on_its_domain(factory, shape, seed, k, radii, 
                               envelope_steps=envelope_steps)
     verdict = verifier.verify(problem, eps)
     assert ("envelope_s" in verdict.stats) == (envelope_steps > 0)
+    if envelope_steps:  # the hull narrowed the second layer's bounds, and every branch kept that
+        end = verifier.first_block(problem).end
+        crown = network_bounds(problem.model, *problem.box(eps), method=BoundMethod.CROWN).layers[end]
+        assert all(float((b.layers[end][1] - b.layers[end][0]).sum()) < float((crown[1] - crown[0]).sum())
+                   for b in bounded)
     # the branches bound the network in the asked form (the mlp has no max-pool to rewrite)
     relu = verifier.relu_form(problem)
     assert (relu is None) == (factory is mlp)
