@@ -57,12 +57,8 @@ class LayerBoundsCache:
         """``envelope.tightened_bounds`` of ``plain``, from the last call when it was on the
         same network and box with at least ``steps`` steps (more steps: tighter, as sound)."""
         entry = self._hull
-        if entry is not None:
-            cached_net, version, cached_steps, found = entry
-            if (cached_net is network and version == fingerprint(network) and cached_steps >= steps
-                    and torch.equal(found.input[0], plain.input[0])
-                    and torch.equal(found.input[1], plain.input[1])):
-                return found
+        if entry is not None and entry[2] >= steps and _holds(entry, network, *plain.input):
+            return entry[3]
         found = tightened_bounds(network, block, plain, steps=steps)
         self._hull = (network, fingerprint(network), steps, found)
         return found
@@ -70,15 +66,20 @@ class LayerBoundsCache:
     def get(self, network: nn.Sequential, lo: torch.Tensor, hi: torch.Tensor, *,
             method: BoundMethod) -> NetworkBounds:
         entry = self._entry
-        if entry is not None:
-            cached_net, version, cached_method, found = entry
-            if (cached_net is network and cached_method is method
-                    and version == fingerprint(network) and torch.equal(found.input[0], lo)
-                    and torch.equal(found.input[1], hi)):
-                return found
+        if entry is not None and entry[2] is method and _holds(entry, network, lo, hi):
+            return entry[3]
         found = network_bounds(network, lo, hi, method=method)
         self._entry = (network, fingerprint(network), method, found)
         return found
+
+
+def _holds(entry: tuple[nn.Module, tuple[int, ...], object, NetworkBounds], network: nn.Module,
+           lo: torch.Tensor, hi: torch.Tensor) -> bool:
+    """Whether a cache entry (network, its fingerprint then, key, bounds) was computed on this
+    network object, unchanged since, and on exactly this box."""
+    cached_net, version, _, found = entry
+    return (cached_net is network and version == fingerprint(network)
+            and torch.equal(found.input[0], lo) and torch.equal(found.input[1], hi))
 
 
 def hull_bounds(network: nn.Sequential, block: FirstBlock, plain: NetworkBounds, *, steps: int,
